@@ -1,0 +1,36 @@
+# Two commands on a fresh machine with only Python 3.11+:
+#   make demo   set up .venv and run the main job on synthetic data
+#   make test   set up .venv with the dev extras and run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := data/demo
+
+.PHONY: demo test install install-dev clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: install
+	$(BIN)/leadscore generate --leads 20000 --seed 7 --out $(DEMO)/history
+	$(BIN)/leadscore train --config configs/demo.yaml
+	$(BIN)/leadscore promote --config configs/demo.yaml
+	$(BIN)/leadscore generate --leads 3000 --seed 8 --start 2026-06-01 --days 180 --out $(DEMO)/fresh
+	$(BIN)/leadscore score --model models:/leadscore@champion --input $(DEMO)/fresh --as-of 2026-11-01 \
+		--output $(DEMO)/fresh_scores.csv --top 10
+
+test: install-dev
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) data mlflow.db mlartifacts mlruns .pytest_cache

@@ -1,0 +1,1 @@
+from importlib.metadata import version; __version__ = version("leadscore")

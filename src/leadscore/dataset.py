@@ -1,0 +1,100 @@
+"""Turn the configured input (snapshot table or event log) into one validated training table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pandas as pd
+
+from leadscore.config import Config
+from leadscore.errors import ConfigError, InputError
+from leadscore.features import (
+    LABEL_COLUMN,
+    SNAPSHOT_COLUMN,
+    EventFeatureSpec,
+    EventLogLayout,
+    feature_spec,
+    load_event_log,
+    training_rows,
+)
+from leadscore.io import read_table
+from leadscore.personal import personal_columns
+from leadscore.validation import binary_label, check_ids, parse_timestamps, require_columns, validate_numeric
+
+ROW_ID = "row_number"
+
+
+@dataclass(frozen=True)
+class TrainingTable:
+    """Rows to learn from, and which column is which."""
+
+    frame: pd.DataFrame
+    id_column: str
+    label_column: str
+    time_column: str | None
+    feature_columns: list[str]
+    event_spec: EventFeatureSpec | None
+    dropped_personal: list[str]
+
+    @property
+    def conversions(self) -> int:
+        return int(self.frame[self.label_column].sum())
+
+
+def load_training_table(cfg: Config) -> TrainingTable:
+    """Read, validate and shape the training data described by `cfg`."""
+    table = _from_event_log(cfg) if cfg.data.form == "event_log" else _from_snapshot(cfg)
+    numeric = [c for c in table.feature_columns if pd.api.types.is_numeric_dtype(table.frame[c])]
+    table = replace(table, frame=validate_numeric(table.frame, numeric, "the training table"))
+    if table.conversions < cfg.model.min_conversions:
+        raise InputError(
+            f"only {table.conversions} conversions in {len(table.frame)} rows, fewer than the "
+            f"{cfg.model.min_conversions} needed to learn a reliable model",
+            column=table.label_column,
+            fix="add more history, or lower model.min_conversions if you accept a noisier model",
+        )
+    return table
+
+
+def _from_snapshot(cfg: Config) -> TrainingTable:
+    data = cfg.data
+    frame = read_table(data.resolved_path, csv_separator=data.csv_separator, na_values=data.na_values)
+    required = [c for c in (data.label_column, data.id_column, data.time_column) if c]
+    require_columns(frame, required, "the training table", "name the right columns in the data section of the config")
+
+    hidden = personal_columns(frame.columns, data.personal_columns)
+    frame = frame.drop(columns=hidden)
+    if data.id_column:
+        check_ids(frame, data.id_column, "the training table")
+        id_column = data.id_column
+    else:
+        id_column = ROW_ID
+        frame.insert(0, ROW_ID, range(1, len(frame) + 1))
+    frame[data.label_column] = binary_label(frame[data.label_column], data.positive_label, data.label_column)
+    if data.time_column:
+        frame[data.time_column] = parse_timestamps(frame, data.time_column, "the training table")
+
+    unknown_excluded = [c for c in data.exclude_columns if c not in frame.columns]
+    if unknown_excluded:
+        raise ConfigError(f"data.exclude_columns names columns the data does not have: {unknown_excluded}")
+    reserved = {id_column, data.label_column, data.time_column, *data.exclude_columns}
+    features = [c for c in frame.columns if c not in reserved]
+    dated = [c for c in features if pd.api.types.is_datetime64_any_dtype(frame[c])]
+    if dated:
+        raise ConfigError(f"columns {dated} hold dates, which are not features; add them to data.exclude_columns")
+    return TrainingTable(
+        frame=frame, id_column=id_column, label_column=data.label_column, time_column=data.time_column,
+        feature_columns=features, event_spec=None, dropped_personal=hidden,
+    )
+
+
+def _from_event_log(cfg: Config) -> TrainingTable:
+    layout = EventLogLayout.from_config(cfg)
+    log = load_event_log(cfg.data.resolved_path, layout, na_values=cfg.data.na_values)
+    spec = feature_spec(log, cfg)
+    frame = training_rows(log, spec, cfg.event_log)
+    hidden = personal_columns(log.leads.columns, cfg.data.personal_columns)
+    return TrainingTable(
+        frame=frame, id_column=layout.id_column, label_column=LABEL_COLUMN, time_column=SNAPSHOT_COLUMN,
+        feature_columns=spec.feature_columns, event_spec=spec, dropped_personal=hidden,
+    )

@@ -1,0 +1,63 @@
+"""Typing of raw feature columns, learned once on the training window.
+
+Numeric and boolean columns become floats; everything else becomes a pandas categorical with the
+categories seen at least `min_category_count` times in training. Rarer and unseen categories become
+missing: LightGBM routes missing categoricals down its learned default branch and the logistic
+model gives them no one-hot weight, so an unseen value never fails scoring (the scoring job counts
+and reports them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+
+class FrameEncoder(TransformerMixin, BaseEstimator):
+    """Cast a frame of raw features to float and categorical columns with fixed categories."""
+
+    def __init__(self, min_category_count: int = 5):
+        self.min_category_count = min_category_count
+
+    def fit(self, X: pd.DataFrame, y=None) -> FrameEncoder:
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.numeric_columns_ = [c for c in X.columns if _is_numeric(X[c])]
+        self.categorical_columns_ = [c for c in X.columns if c not in self.numeric_columns_]
+        self.categories_ = {}
+        for column in self.categorical_columns_:
+            counts = X[column].dropna().astype(str).value_counts()
+            self.categories_[column] = sorted(counts.index[counts >= self.min_category_count])
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self)
+        out = {}
+        for column in self.feature_names_in_:
+            values = X[column]
+            if column in self.categories_:
+                categories = self.categories_[column]
+                text = values.astype(object).map(lambda v: None if pd.isna(v) else str(v))
+                out[column] = pd.Categorical(text.where(text.isin(categories), None), categories=categories)
+            else:
+                out[column] = values.astype("float64").to_numpy()
+        return pd.DataFrame(out, index=X.index)
+
+    def unseen_counts(self, X: pd.DataFrame) -> dict[str, int]:
+        """Per categorical column, how many non-missing values are not a known category."""
+        check_is_fitted(self)
+        counts = {}
+        for column, categories in self.categories_.items():
+            present = X[column].dropna().astype(str)
+            unseen = int((~present.isin(categories)).sum())
+            if unseen:
+                counts[column] = unseen
+        return counts
+
+    def get_feature_names_out(self, input_features=None):
+        return self.feature_names_in_
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)

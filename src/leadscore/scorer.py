@@ -1,0 +1,83 @@
+"""`LeadScorer`: everything needed to score a lead, in one object.
+
+It is assembled by `leadscore.training.train` from fitted parts (it is an artifact, not an estimator
+to be fitted itself) and logged to MLflow inside a pyfunc wrapper, so the batch job, Spark and
+`mlflow models serve` all run this same `predict`.
+
+Output columns:
+- `p_convert`: calibrated probability that the lead converts within the training horizon.
+- `score`: `100 * p_convert`, rounded to one decimal. A score of 30 means "about 30 in 100 leads like
+  this one convert": the number keeps its meaning in conversion terms, unlike hand-set points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+
+from leadscore.encoding import FrameEncoder
+from leadscore.errors import InputError
+from leadscore.features import EventFeatureSpec
+from leadscore.validation import check_ids, require_columns, validate_numeric
+
+ROW_ID = "row_number"
+SCORE_SCALE = 100.0
+OUTPUT_COLUMNS = ("p_convert", "score")
+
+
+def probability_to_score(p: np.ndarray) -> np.ndarray:
+    """The 0-100 score of a probability."""
+    return np.round(SCORE_SCALE * np.asarray(p, dtype="float64"), 1)
+
+
+@dataclass
+class LeadScorer:
+    """A calibrated conversion model with its input contract and provenance."""
+
+    classifier: CalibratedClassifierCV
+    encoder: FrameEncoder
+    id_column: str
+    feature_columns: list[str]
+    event_spec: EventFeatureSpec | None = None
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        return list(self.encoder.numeric_columns_)
+
+    def validate(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Check a frame against the scoring contract and return it with typed feature columns."""
+        if frame.empty:
+            raise InputError("no leads to score", fix="give at least one row")
+        if self.id_column == ROW_ID and ROW_ID not in frame.columns:
+            frame = frame.assign(**{ROW_ID: np.arange(1, len(frame) + 1)})
+        require_columns(frame, [self.id_column], "the leads to score", "give every lead its id column")
+        check_ids(frame, self.id_column, "the leads to score")
+        return self.validate_features(frame)
+
+    def validate_features(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Check that every feature column is present and numeric columns hold finite numbers."""
+        fix = "add the column: the model was trained with it (or retrain without it)"
+        require_columns(frame, self.feature_columns, "the leads to score", fix)
+        return validate_numeric(frame, self.numeric_columns, "the leads to score")
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Calibrated conversion probabilities for validated feature rows (ids not required)."""
+        return self.classifier.predict_proba(features[self.feature_columns])[:, 1]
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Score leads: one output row per input row, in input order."""
+        valid = self.validate(frame)
+        p = self.predict_proba(valid)
+        return pd.DataFrame({
+            self.id_column: valid[self.id_column].to_numpy(),
+            "p_convert": p,
+            "score": probability_to_score(p),
+        })
+
+    def unseen_categories(self, frame: pd.DataFrame) -> dict[str, int]:
+        """How many values per categorical column were never seen in training (scored as missing)."""
+        return self.encoder.unseen_counts(frame)

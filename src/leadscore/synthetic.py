@@ -1,0 +1,878 @@
+"""A seeded synthetic B2B lead funnel whose ground truth is known.
+
+Real CRM exports never say *why* a lead converted. This module simulates a funnel from an explicit
+hidden process, so that scoring models, explanations and dimension scores can be checked against
+the truth: a good model must rank leads by the true conversion probability, an explanation must
+name seniority and company size before the UTM campaign, an engagement score must follow the true
+decayed engagement.
+
+The hidden process
+------------------
+Every lead lives for ``LIFE_WEEKS`` (26) weeks after its creation, simulated in weekly steps.
+
+1. **Profile.** Seniority, company size, industry, department, country, lead source and a UTM
+   campaign are drawn independently (a "Student" department implies the "Intern" seniority). The
+   profile's log-odds contribution is ``true_fit = sum of fit_effects[attribute][value]``;
+   seniority and company size matter most, industry and department moderately, country and lead
+   source a little, the UTM campaign not at all. About 4 % of company size, industry and
+   department values are then hidden (missing at random); the hidden true value still acts.
+2. **Latent state.** ``interest`` ~ Gamma, higher for better fit and for some lead sources, drives
+   how much the lead engages. ``in_market`` (more likely with good fit) marks a buying window
+   that peaks at ``decision_at``. A per-lead unobserved log-odds shift ~ N(0, noise_scale) stands
+   for everything a CRM does not record.
+3. **Activities.** Weekly counts per activity kind are Poisson. Engagement kinds (page views,
+   email opens, downloads, webinars) have rates proportional to interest that fade as the lead
+   ages; email clicks are a binomial share of the opens. Intent kinds (pricing page views, demo
+   and quote requests, trial sign-ups) cluster in the weeks before the decision of in-market
+   leads and are rare otherwise. Careers-page views come mostly from interns and juniors and
+   lower intent. Event times are uniform within their week.
+4. **Conversion.** From the realised events two decayed states are kept (an event's weight halves
+   every half-life): engagement ``E = sum engagement_weights[key] * 0.5 ** (age / engagement
+   half-life)`` and intent ``S`` likewise with ``intent_weights``. At the start of week w
+   (events strictly before it) the weekly hazard is::
+
+       p_w = sigmoid(intercept + true_fit + engagement_coef * log1p(E_w)
+                     + intent_coef * S_w + noise)
+
+   The first week whose Bernoulli(p_w) draw succeeds is the conversion week; the conversion time
+   is uniform within it and events after it are dropped.
+5. **Stages.** ``MQL`` at the first event after which E reaches ``mql_engagement_threshold``;
+   ``SAL`` a few days later when sales accepts it (likelier with good fit); ``SQL`` at the first
+   event after which S reaches ``sql_intent_threshold`` (never before MQL or SAL); ``won`` at the
+   conversion; ``lost`` at the end of the life of every lead that did not convert (closed: no
+   response). Stages a lead never reached are absent, so a lead can go straight to ``won``.
+
+Because every lead is simulated to the end of its life, the event log reaches up to 26 weeks
+past ``start + days``.
+
+Ground truth
+------------
+``truth_leads`` (one row per lead):
+
+- ``true_fit``: the profile's log-odds contribution (without the unobserved noise).
+- ``interest``: the latent engagement propensity (mean about 1).
+- ``in_market``: whether the lead has a buying window.
+- ``decision_at``: the centre of the buying window (NaT when not in market).
+- ``converted_at``: the conversion time (NaT if the lead never converted).
+- ``p_convert_life``: ``1 - prod_w(1 - p_w)`` over the whole life for the realised activity path,
+  the probability of converting within the life that an oracle would give.
+
+``truth`` (JSON-serialisable): ``intercept``, ``fit_effects`` ({attribute: {value: effect}}),
+``noise_scale``, ``engagement_weights`` and ``engagement_half_life_days``, ``intent_weights`` and
+``intent_half_life_days`` (activity keys are the activity type, or ``page_view:<page>`` for page
+views), ``engagement_coef`` and ``intent_coef``, ``life_weeks``, ``mql_engagement_threshold``,
+``sql_intent_threshold``, ``hazard`` (the formula above), ``driver_effects`` and ``realised``.
+
+``driver_effects`` ranks the observable drivers, largest first: for each profile column and each
+activity key, the standard deviation of its direct contribution to the weekly hazard log-odds over
+all lead-weeks at risk. The engagement term is split between activity keys by their share of E.
+The UTM campaign is exactly 0. Profile columns also act through interest and the buying window,
+so their total effect is larger than this direct one. ``realised`` gives the conversion rate and
+the number of events of the generated data.
+
+Reproducibility
+---------------
+Leads are simulated in fixed blocks of ``_BLOCK`` leads; block b draws from
+``SeedSequence(seed).spawn(...)[b]``, so the data depend only on ``(n_leads, seed, start, days)``
+and never on how many blocks are generated or written at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+__all__ = ["LIFE_WEEKS", "SyntheticFunnel", "generate_funnel", "generate_to_dir", "true_components", "write_funnel"]
+
+LIFE_WEEKS = 26
+TABLE_FILES = {
+    "leads": "leads",
+    "activities": "activities",
+    "outcomes": "outcomes",
+    "truth_leads": "ground_truth_leads",
+}
+TRUTH_FILE = "ground_truth"
+FORMATS = ("parquet", "csv")
+
+
+@dataclass(frozen=True)
+class SyntheticFunnel:
+    """The observable tables of a simulated funnel and the truth that produced them."""
+
+    leads: pd.DataFrame
+    activities: pd.DataFrame
+    outcomes: pd.DataFrame
+    truth_leads: pd.DataFrame
+    truth: dict
+
+
+def generate_funnel(n_leads: int, seed: int, start: str = "2025-01-01", days: int = 730) -> SyntheticFunnel:
+    """Simulate `n_leads` leads created uniformly over `days` days from `start` (UTC).
+
+    The same arguments always give identical frames. Everything is held in memory; for millions
+    of leads use `generate_to_dir`, which writes the same data chunk by chunk.
+    """
+    stream = _FunnelStream(n_leads, seed, start, days)
+    pieces: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLE_FILES}
+    for chunk in stream.chunks(_DEFAULT_CHUNK):
+        for name, frame in chunk.items():
+            pieces[name].append(frame)
+    tables = {name: pd.concat(frames, ignore_index=True) for name, frames in pieces.items()}
+    return SyntheticFunnel(**tables, truth=stream.truth())
+
+
+def write_funnel(funnel: SyntheticFunnel, out_dir: str | Path, fmt: str = "parquet") -> dict[str, Path]:
+    """Write the four tables and ``ground_truth.json`` into `out_dir`; returns name -> path.
+
+    Names are the file stems (``leads``, ``activities``, ``outcomes``, ``ground_truth_leads``,
+    ``ground_truth``). Each file is written to a temporary file beside it and renamed into
+    place, so a reader never sees a half-written file.
+    """
+    writers = _open_writers(Path(out_dir), fmt)
+    try:
+        for name, writer in writers.items():
+            writer.write(getattr(funnel, name))
+        return _commit(writers, funnel.truth, Path(out_dir))
+    except BaseException:
+        for writer in writers.values():
+            writer.discard()
+        raise
+
+
+def generate_to_dir(
+    n_leads: int,
+    seed: int,
+    out_dir: str | Path,
+    fmt: str = "parquet",
+    start: str = "2025-01-01",
+    days: int = 730,
+    chunk_size: int = 100_000,
+) -> dict[str, Path]:
+    """Simulate and write a funnel chunk by chunk, keeping memory bounded for millions of leads.
+
+    The files hold the same data as ``write_funnel(generate_funnel(n_leads, seed, start, days))``.
+    `chunk_size` leads (rounded up to whole blocks of ``_BLOCK``) are simulated and appended at a
+    time. Activities are written in global time order: events that a later lead could still
+    precede wait in a buffer, which holds about the events of the leads created in the last
+    ``LIFE_WEEKS`` weeks.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+    out = Path(out_dir)
+    stream = _FunnelStream(n_leads, seed, start, days)
+    writers = _open_writers(out, fmt)
+    try:
+        for chunk in stream.chunks(chunk_size):
+            for name, frame in chunk.items():
+                writers[name].write(frame)
+        return _commit(writers, stream.truth(), out)
+    except BaseException:
+        for writer in writers.values():
+            writer.discard()
+        raise
+
+
+def true_components(
+    activities: pd.DataFrame, truth: dict, as_of: pd.Timestamp, lead_ids=None
+) -> pd.DataFrame:
+    """The true decayed engagement E and intent S of each lead at `as_of`.
+
+    Only events strictly before `as_of` count, each weighted by ``truth``'s engagement or intent
+    weight for its key and halved every half-life of age. Returns columns ``lead_id``,
+    ``true_engagement`` and ``true_intent``: one row per id in `lead_ids` (in that order, 0 for
+    leads without events) or, when it is None, per lead id in `activities` (sorted).
+    """
+    as_of = pd.Timestamp(as_of)
+    as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+    timestamps = pd.to_datetime(activities["timestamp"], utc=True)
+    before = (timestamps < as_of).to_numpy()
+    events = activities.loc[before]
+    activity_type = events["activity_type"].astype("str")
+    page = events["page"].astype("str")
+    key = activity_type.where(~((activity_type == "page_view") & page.notna()), "page_view:" + page)
+    age_days = ((as_of - timestamps[before]).dt.total_seconds() / 86_400.0).to_numpy()
+
+    if lead_ids is None:
+        ids = pd.Index(pd.unique(events["lead_id"].astype("str"))).sort_values()
+    else:
+        ids = pd.Index(pd.Series(lead_ids).astype("str"))
+    position = ids.get_indexer(events["lead_id"].astype("str"))
+    known = position >= 0
+
+    def decayed(weights: dict, half_life_days: float) -> np.ndarray:
+        weight = key.map(weights).fillna(0.0).to_numpy(dtype=float)
+        contribution = weight * np.exp2(-age_days / half_life_days)
+        return np.bincount(position[known], weights=contribution[known], minlength=len(ids))
+
+    return pd.DataFrame(
+        {
+            "lead_id": ids.to_numpy(),
+            "true_engagement": decayed(truth["engagement_weights"], truth["engagement_half_life_days"]),
+            "true_intent": decayed(truth["intent_weights"], truth["intent_half_life_days"]),
+        }
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The hidden process: parameters
+# --------------------------------------------------------------------------------------------
+
+_BLOCK = 1_000  # leads per random-number block; changing it changes every generated data set
+_DEFAULT_CHUNK = 100_000
+_DAY_S = 86_400
+_WEEK_S = 7 * _DAY_S
+_LIFE_S = LIFE_WEEKS * _WEEK_S
+_US = 1_000_000  # timestamps are stored in microseconds, the unit pandas and Parquet share
+_MISSING_RATE = 0.04
+
+
+@dataclass(frozen=True)
+class _Attribute:
+    """A categorical profile attribute: its values, how often each occurs and its fit effect."""
+
+    values: tuple[str, ...]
+    probs: tuple[float, ...]
+    effects: tuple[float, ...]
+
+
+_ATTRIBUTES = {
+    "seniority": _Attribute(
+        ("Intern", "Individual Contributor", "Manager", "Director", "VP", "C-level"),
+        (0.06, 0.38, 0.25, 0.15, 0.10, 0.06),
+        (-1.5, -0.6, 0.0, 0.5, 0.9, 0.8),
+    ),
+    "company_size": _Attribute(
+        ("1-10", "11-50", "51-200", "201-1000", "1001-5000", "5000+"),
+        (0.15, 0.20, 0.22, 0.20, 0.13, 0.10),
+        (-1.2, -0.5, 0.0, 0.4, 0.8, 0.6),
+    ),
+    "industry": _Attribute(
+        ("Software", "Financial Services", "Healthcare", "Professional Services", "Manufacturing",
+         "Retail", "Government", "Education"),
+        (0.22, 0.14, 0.12, 0.10, 0.12, 0.12, 0.08, 0.10),
+        (0.4, 0.3, 0.15, 0.1, 0.0, -0.1, -0.3, -0.35),
+    ),
+    "department": _Attribute(
+        ("Marketing", "Sales", "IT", "Engineering", "Operations", "Finance", "HR", "Student"),
+        (0.24, 0.15, 0.14, 0.12, 0.10, 0.08, 0.07, 0.10),
+        (0.45, 0.25, 0.1, 0.0, -0.05, -0.1, -0.3, -0.9),
+    ),
+    "country": _Attribute(
+        ("US", "GB", "DE", "FR", "CA", "AU", "IN", "BR"),
+        (0.40, 0.12, 0.12, 0.08, 0.08, 0.06, 0.08, 0.06),
+        (0.1, 0.05, 0.0, -0.05, 0.05, 0.0, -0.15, -0.1),
+    ),
+    "lead_source": _Attribute(
+        ("Organic Search", "Paid Search", "Webinar", "Referral", "Event", "Content Syndication", "Direct"),
+        (0.24, 0.18, 0.12, 0.08, 0.10, 0.18, 0.10),
+        (0.0, -0.1, 0.15, 0.3, 0.1, -0.25, 0.05),
+    ),
+}
+_MASKED = ("company_size", "industry", "department")  # profile columns with values missing at random
+_STUDENT = _ATTRIBUTES["department"].values.index("Student")
+_INTERN = _ATTRIBUTES["seniority"].values.index("Intern")
+# Some sources bring leads who already know the product: they engage more.
+_SOURCE_INTEREST = np.array([1.0, 0.85, 1.3, 1.4, 1.3, 0.7, 1.1])
+_CAMPAIGNS = tuple(
+    f"{theme}_{year}q{quarter}"
+    for theme in ("brand", "retarget", "abm", "nurture", "launch", "partner")
+    for year in (2025, 2026)
+    for quarter in (1, 2, 3, 4)
+)
+
+# Activity kinds: an activity type, or a page view of one page.
+_KINDS = (
+    "page_view:home", "page_view:blog", "page_view:product", "page_view:docs", "page_view:pricing",
+    "page_view:careers", "email_open", "email_click", "content_download", "webinar_attended",
+    "demo_request", "quote_request", "trial_signup",
+)
+_K = len(_KINDS)
+_KIND_INDEX = {kind: i for i, kind in enumerate(_KINDS)}
+_CHANNEL = {
+    "page_view": "web", "email_open": "email", "email_click": "email", "content_download": "web",
+    "webinar_attended": "event", "demo_request": "web", "quote_request": "web", "trial_signup": "product",
+}
+_KIND_TYPE = tuple(kind.split(":")[0] for kind in _KINDS)
+_KIND_PAGE = tuple(kind.split(":")[1] if ":" in kind else None for kind in _KINDS)
+_KIND_CHANNEL = tuple(_CHANNEL[t] for t in _KIND_TYPE)
+
+
+def _per_kind(values: dict[str, float]) -> np.ndarray:
+    out = np.zeros(_K)
+    for kind, value in values.items():
+        out[_KIND_INDEX[kind]] = value
+    return out
+
+
+# Weekly rates at interest 1 in the lead's first week; they fade with age (time constant below).
+_ENGAGEMENT_RATE = _per_kind({
+    "page_view:home": 0.5, "page_view:blog": 0.7, "page_view:product": 0.35, "page_view:docs": 0.2,
+    "page_view:pricing": 0.03, "email_open": 1.0, "content_download": 0.12, "webinar_attended": 0.04,
+})
+_INTEREST_FADE_WEEKS = 8.0
+# Extra weekly rates at the peak of an in-market lead's buying window.
+_WINDOW_RATE = _per_kind({
+    "page_view:home": 0.3, "page_view:product": 0.8, "page_view:docs": 0.6, "page_view:pricing": 1.2,
+    "content_download": 0.2, "webinar_attended": 0.1, "demo_request": 0.35, "quote_request": 0.2,
+    "trial_signup": 0.25,
+})
+_WINDOW_LEAD_WEEKS = 1.5  # intent builds up over the weeks before the decision ...
+_WINDOW_TAIL_WEEKS = 0.5  # ... and stops soon after it
+# A few hand-raisers outside any buying window.
+_BACKGROUND_RATE = _per_kind({"page_view:pricing": 0.01, "demo_request": 0.002, "quote_request": 0.001,
+                              "trial_signup": 0.002})
+# Careers-page visits: job seekers, mostly interns and juniors (index = seniority code).
+_CAREERS_RATE = np.array([0.30, 0.08, 0.02, 0.02, 0.02, 0.02])
+_CLICK_SHARE = 0.25  # of email opens
+
+_INTEREST_SHAPE = 1.5
+_INTEREST_FIT_SLOPE = 0.35
+_IN_MARKET_LOGIT = (-1.4, 0.8)  # intercept, slope on true_fit
+
+_ENGAGEMENT_WEIGHTS = {
+    "page_view:home": 1.0, "page_view:blog": 1.0, "page_view:product": 2.0, "page_view:docs": 1.5,
+    "page_view:pricing": 3.0, "page_view:careers": 0.0, "email_open": 0.5, "email_click": 1.5,
+    "content_download": 4.0, "webinar_attended": 5.0, "demo_request": 8.0, "quote_request": 8.0,
+    "trial_signup": 6.0,
+}
+_INTENT_WEIGHTS = {
+    "page_view:pricing": 1.0, "page_view:careers": -1.5, "demo_request": 3.0, "quote_request": 3.0,
+    "trial_signup": 2.0,
+}
+_ENGAGEMENT_HALF_LIFE_DAYS = 30.0
+_INTENT_HALF_LIFE_DAYS = 14.0
+_INTERCEPT = -8.0
+_ENGAGEMENT_COEF = 0.55
+_INTENT_COEF = 0.8
+_NOISE_SCALE = 0.6
+_MQL_THRESHOLD = 15.0
+_SQL_THRESHOLD = 3.0
+_SAL_LOGIT = (0.5, 1.5)  # intercept, slope on true_fit: sales accepts leads that fit
+_SAL_DELAY_DAYS = (0.25, 2.0)  # minimum, mean of the exponential rest
+
+_W_ENGAGEMENT = _per_kind(_ENGAGEMENT_WEIGHTS)
+_W_INTENT = _per_kind(_INTENT_WEIGHTS)
+_STAGES = ("MQL", "SAL", "SQL", "won", "lost")
+_DRIVERS = (*_ATTRIBUTES, "utm_campaign", *_KINDS)
+
+_FIRST_NAMES = (
+    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth",
+    "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Carlos", "Karen",
+    "Daniel", "Lisa", "Matthew", "Nancy", "Anthony", "Sandra", "Mark", "Ashley", "Steven", "Emily",
+    "Paul", "Michelle", "Andrew", "Amanda", "Joshua", "Melissa", "Kenji", "Priya", "Lukas", "Sophie",
+    "Mateo", "Chloe", "Arjun", "Emma", "Oliver", "Ana", "Noah", "Fatima", "Liam", "Olivia",
+)
+_LAST_NAMES = (
+    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez",
+    "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin",
+    "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson",
+    "Walker", "Young", "Allen", "King", "Wright", "Scott", "Patel", "Nguyen", "Mueller", "Schmidt",
+    "Dubois", "Rossi", "Tanaka", "Kumar", "Silva", "Santos", "Kowalski", "Novak", "Murphy", "Kelly",
+)
+_DOMAINS = tuple(
+    f"{stem}{suffix}{tld}"
+    for stem in ("acme", "blue", "bright", "cedar", "delta", "ember", "granite", "harbor", "iron", "juniper",
+                 "keystone", "lumen", "maple", "nimbus", "orbit", "pioneer", "quartz", "summit", "terra", "zenith")
+    for suffix in ("labs", "works", "systems", "data", "group")
+    for tld in (".com", ".io", ".net")
+)
+_DIAL_CODES = ("+1", "+44", "+49", "+33", "+1", "+61", "+91", "+55")  # by country code
+
+
+def _job_titles() -> tuple[str, ...]:
+    """Job titles indexed by ``seniority * n_departments + department``."""
+    departments = _ATTRIBUTES["department"].values
+    individual = {"Marketing": "Marketing Specialist", "Sales": "Account Executive", "IT": "Systems Administrator",
+                  "Engineering": "Software Engineer", "Operations": "Operations Analyst",
+                  "Finance": "Financial Analyst", "HR": "HR Generalist"}
+    chief = {"Marketing": "Chief Marketing Officer", "Sales": "Chief Revenue Officer",
+             "IT": "Chief Information Officer", "Engineering": "Chief Technology Officer",
+             "Operations": "Chief Operating Officer", "Finance": "Chief Financial Officer",
+             "HR": "Chief People Officer"}
+    titles = []
+    for seniority in _ATTRIBUTES["seniority"].values:
+        for department in departments:
+            if department == "Student":
+                titles.append("Student")
+            else:
+                titles.append({
+                    "Intern": f"{department} Intern", "Individual Contributor": individual[department],
+                    "Manager": f"{department} Manager", "Director": f"Director of {department}",
+                    "VP": f"VP of {department}", "C-level": chief[department],
+                }[seniority])
+    return tuple(titles)
+
+
+_JOB_TITLES = _job_titles()
+
+
+# --------------------------------------------------------------------------------------------
+# Simulation
+# --------------------------------------------------------------------------------------------
+
+# A block's tally: per driver the sum and sum of squares of its contribution over at-risk
+# lead-weeks, then the number of at-risk lead-weeks, of kept events and of conversions.
+_D = len(_DRIVERS)
+_TALLY_WEEKS, _TALLY_EVENTS, _TALLY_CONVERTED = 2 * _D, 2 * _D + 1, 2 * _D + 2
+
+
+@dataclass
+class _Block:
+    """One block of simulated leads, as numbers; turned into frames per chunk."""
+
+    leads: dict[str, np.ndarray]
+    truth: dict[str, np.ndarray]
+    outcomes: dict[str, np.ndarray]
+    event_key: np.ndarray  # sorted; event second after start * n_leads + lead index
+    event_kind: np.ndarray
+    tally: np.ndarray
+
+
+class _FunnelStream:
+    """Simulates the blocks in order and hands them out as frames, a chunk of blocks at a time."""
+
+    def __init__(self, n_leads: int, seed: int, start: str, days: int) -> None:
+        if n_leads < 1:
+            raise ValueError(f"n_leads must be at least 1, got {n_leads}")
+        if days < 1:
+            raise ValueError(f"days must be at least 1, got {days}")
+        if seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed}")
+        start_ts = pd.Timestamp(start)
+        start_ts = start_ts.tz_localize("UTC") if start_ts.tzinfo is None else start_ts.tz_convert("UTC")
+        self.n = int(n_leads)
+        self.seed = int(seed)
+        self.days = int(days)
+        self.start = start_ts.floor("s")
+        self.start_s = int(self.start.timestamp())
+        self.span_s = self.days * _DAY_S
+        # Event keys pack (second after start, lead index) into one sortable int64.
+        if (self.span_s + _LIFE_S) * self.n >= 2**63:
+            raise ValueError("n_leads * days is too large to simulate")
+        self.id_width = max(7, len(str(self.n)))
+        self._tally: np.ndarray | None = None
+
+    def created_offset(self, lead_index: np.ndarray, jitter: np.ndarray) -> np.ndarray:
+        """Creation second after `start`: lead i falls uniformly in the i-th of n equal slices.
+
+        Stratifying keeps lead ids in creation order, lets each block draw its own times, and
+        bounds from below the creation time (hence every event) of the leads not yet simulated.
+        """
+        return np.floor((lead_index + jitter) * self.span_s / self.n).astype(np.int64)
+
+    def chunks(self, chunk_size: int) -> Iterator[dict[str, pd.DataFrame]]:
+        """Yield the frames of each chunk of blocks; `truth()` works once all are consumed."""
+        n_blocks = -(-self.n // _BLOCK)
+        per_chunk = max(1, -(-chunk_size // _BLOCK))
+        pending_key = np.empty(0, np.int64)
+        pending_kind = np.empty(0, np.int8)
+        tally = np.zeros(_TALLY_CONVERTED + 1)
+        for first in range(0, n_blocks, per_chunk):
+            blocks = [_simulate_block(self, b) for b in range(first, min(first + per_chunk, n_blocks))]
+            for block in blocks:
+                tally += block.tally  # always block by block, so sums do not depend on chunking
+            # Every piece is sorted already; the stable sort (timsort) merges such runs cheaply.
+            key = np.concatenate([pending_key, *(b.event_key for b in blocks)])
+            kind = np.concatenate([pending_kind, *(b.event_kind for b in blocks)])
+            order = np.argsort(key, kind="stable")
+            key, kind = key[order], kind[order]
+            next_lead = (first + per_chunk) * _BLOCK
+            if next_lead < self.n:
+                # Leads not yet simulated are created, and act, no earlier than this second, so
+                # the events before it are final.
+                horizon = int(self.created_offset(np.array([float(next_lead)]), np.zeros(1))[0])
+                cut = int(np.searchsorted(key, horizon * self.n, side="left"))
+            else:
+                cut = len(key)
+            pending_key, pending_kind = key[cut:], kind[cut:]
+            yield {
+                "leads": self._leads_frame(_concat(b.leads for b in blocks)),
+                "activities": self._activities_frame(key[:cut], kind[:cut]),
+                "outcomes": self._outcomes_frame(_concat(b.outcomes for b in blocks)),
+                "truth_leads": self._truth_frame(_concat(b.truth for b in blocks)),
+            }
+        self._tally = tally
+
+    def truth(self) -> dict:
+        """Ground-truth parameters, driver effects and realised totals (after `chunks` ran)."""
+        if self._tally is None:
+            raise RuntimeError("the funnel has not been generated yet")
+        tally = self._tally
+        lead_weeks = tally[_TALLY_WEEKS]
+        mean = tally[:_D] / lead_weeks
+        spread = np.sqrt(np.maximum(tally[_D : 2 * _D] / lead_weeks - mean**2, 0.0))
+        effects = sorted(((name, round(float(v), 4)) for name, v in zip(_DRIVERS, spread)),
+                         key=lambda item: (-item[1], item[0]))
+        n_events, n_converted = int(tally[_TALLY_EVENTS]), int(tally[_TALLY_CONVERTED])
+        return {
+            "generation": {"n_leads": self.n, "seed": self.seed, "start": self.start.isoformat(), "days": self.days},
+            "life_weeks": LIFE_WEEKS,
+            "intercept": _INTERCEPT,
+            "fit_effects": {name: dict(zip(attr.values, attr.effects)) for name, attr in _ATTRIBUTES.items()}
+            | {"utm_campaign": dict.fromkeys(_CAMPAIGNS, 0.0)},
+            "noise_scale": _NOISE_SCALE,
+            "engagement_weights": dict(_ENGAGEMENT_WEIGHTS),
+            "engagement_half_life_days": _ENGAGEMENT_HALF_LIFE_DAYS,
+            "intent_weights": dict(_INTENT_WEIGHTS),
+            "intent_half_life_days": _INTENT_HALF_LIFE_DAYS,
+            "engagement_coef": _ENGAGEMENT_COEF,
+            "intent_coef": _INTENT_COEF,
+            "mql_engagement_threshold": _MQL_THRESHOLD,
+            "sql_intent_threshold": _SQL_THRESHOLD,
+            "hazard": "p_w = sigmoid(intercept + true_fit + engagement_coef * log1p(E_w) + intent_coef * S_w"
+                      " + noise), noise ~ N(0, noise_scale) per lead, E_w and S_w at the start of week w",
+            "driver_effects": dict(effects),
+            "realised": {
+                "n_activities": n_events,
+                "n_converted": n_converted,
+                "conversion_rate": n_converted / self.n,
+                "events_per_lead": n_events / self.n,
+            },
+        }
+
+    def _lead_ids(self, index: np.ndarray) -> pa.Array:
+        digits = pc.utf8_lpad(pc.cast(pa.array(index + 1), pa.string()), width=self.id_width, padding="0")
+        return pc.binary_join_element_wise("L", digits, "")
+
+    def _timestamps(self, offset_s: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
+        return pa.array((offset_s + self.start_s) * _US, type=pa.timestamp("us", tz="UTC"), mask=missing)
+
+    def _leads_frame(self, cols: dict[str, np.ndarray]) -> pd.DataFrame:
+        first = _take(_FIRST_NAMES, cols["first_name"])
+        last = _take(_LAST_NAMES, cols["last_name"])
+        domain = _take(_DOMAINS, cols["domain"])
+        digits = pc.cast(pa.array(cols["phone"]), pa.string())
+        profile = {name: _take(_ATTRIBUTES[name].values, cols[name])
+                   for name in ("seniority", "department", "company_size", "industry", "country", "lead_source")}
+        return pa.table({
+            "lead_id": self._lead_ids(cols["index"]),
+            "created_at": self._timestamps(cols["created"]),
+            "first_name": first,
+            "last_name": last,
+            "email": pc.utf8_lower(pc.binary_join_element_wise(first, ".", last, "@", domain, "")),
+            "phone": pc.binary_join_element_wise(
+                _take(_DIAL_CODES, cols["country"]), pc.utf8_slice_codeunits(digits, 0, 3),
+                pc.utf8_slice_codeunits(digits, 3, 10), " ",
+            ),
+            "job_title": _take(_JOB_TITLES, cols["job_title"]),
+            **profile,
+            "utm_campaign": _take(_CAMPAIGNS, cols["utm_campaign"]),
+        }).to_pandas()
+
+    def _activities_frame(self, key: np.ndarray, kind: np.ndarray) -> pd.DataFrame:
+        return pa.table({
+            "lead_id": self._lead_ids(key % self.n),
+            "timestamp": self._timestamps(key // self.n),
+            "activity_type": _take(_KIND_TYPE, kind),
+            "page": _take(_KIND_PAGE, kind),
+            "channel": _take(_KIND_CHANNEL, kind),
+        }).to_pandas()
+
+    def _outcomes_frame(self, cols: dict[str, np.ndarray]) -> pd.DataFrame:
+        return pa.table({
+            "lead_id": self._lead_ids(cols["index"]),
+            "stage": _take(_STAGES, cols["stage"]),
+            "timestamp": self._timestamps(cols["time"]),
+        }).to_pandas()
+
+    def _truth_frame(self, cols: dict[str, np.ndarray]) -> pd.DataFrame:
+        return pa.table({
+            "lead_id": self._lead_ids(cols["index"]),
+            "true_fit": cols["true_fit"],
+            "interest": cols["interest"],
+            "in_market": cols["in_market"],
+            "decision_at": self._timestamps(cols["decision"], missing=~cols["in_market"]),
+            "converted_at": self._timestamps(cols["converted"], missing=cols["converted"] < 0),
+            "p_convert_life": cols["p_convert_life"],
+        }).to_pandas()
+
+
+def _simulate_block(stream: _FunnelStream, block: int) -> _Block:
+    """Simulate the leads of one block from the block's own random stream, vectorised over leads.
+
+    Times are whole seconds; inside the block they count from each lead's creation.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(stream.seed, spawn_key=(block,)))
+    lo = block * _BLOCK
+    m = min(_BLOCK, stream.n - lo)
+    index = np.arange(lo, lo + m, dtype=np.int64)
+    created = stream.created_offset(index.astype(float), rng.random(m))
+
+    # Profile --------------------------------------------------------------------------------
+    codes = {name: rng.choice(len(attr.values), size=m, p=attr.probs) for name, attr in _ATTRIBUTES.items()}
+    codes["seniority"] = np.where(codes["department"] == _STUDENT, _INTERN, codes["seniority"])
+    true_fit = sum(np.asarray(attr.effects)[codes[name]] for name, attr in _ATTRIBUTES.items())
+    noise = rng.normal(0.0, _NOISE_SCALE, m)
+    shown = {name: np.where(rng.random(m) < _MISSING_RATE, -1, codes[name]) if name in _MASKED else codes[name]
+             for name in _ATTRIBUTES}
+    personal = {
+        "utm_campaign": rng.integers(0, len(_CAMPAIGNS), m),
+        "first_name": rng.integers(0, len(_FIRST_NAMES), m),
+        "last_name": rng.integers(0, len(_LAST_NAMES), m),
+        "domain": rng.integers(0, len(_DOMAINS), m),
+        "phone": rng.integers(2_000_000_000, 10_000_000_000, m),
+    }
+
+    # Latent state ---------------------------------------------------------------------------
+    mean_interest = _SOURCE_INTEREST[codes["lead_source"]] * np.exp(_INTEREST_FIT_SLOPE * true_fit)
+    interest = rng.gamma(_INTEREST_SHAPE, mean_interest / _INTEREST_SHAPE)
+    in_market = rng.random(m) < _sigmoid(_IN_MARKET_LOGIT[0] + _IN_MARKET_LOGIT[1] * true_fit)
+    decision_week = rng.random(m) * LIFE_WEEKS
+
+    # Activities: Poisson counts per (lead, week, kind), then one row per event -----------------
+    mid_week = np.arange(LIFE_WEEKS) + 0.5
+    fade = np.exp(-mid_week / _INTEREST_FADE_WEEKS)
+    to_decision = decision_week[:, None] - mid_week
+    window = in_market[:, None] * np.where(
+        to_decision >= 0, np.exp(-to_decision / _WINDOW_LEAD_WEEKS), np.exp(to_decision / _WINDOW_TAIL_WEEKS)
+    )
+    rate = (
+        (interest[:, None] * fade)[:, :, None] * _ENGAGEMENT_RATE
+        + (window * np.sqrt(interest)[:, None])[:, :, None] * _WINDOW_RATE
+        + _BACKGROUND_RATE
+    )
+    rate[:, :, _KIND_INDEX["page_view:careers"]] = _CAREERS_RATE[codes["seniority"]][:, None] * fade
+    counts = rng.poisson(rate)
+    counts[:, :, _KIND_INDEX["email_click"]] = rng.binomial(counts[:, :, _KIND_INDEX["email_open"]], _CLICK_SHARE)
+
+    cell = np.repeat(np.arange(counts.size), counts.ravel())
+    lead, week, kind = cell // (LIFE_WEEKS * _K), (cell // _K) % LIFE_WEEKS, cell % _K
+    time = week * _WEEK_S + rng.integers(0, _WEEK_S, len(cell))
+    order = np.argsort(lead * _LIFE_S + time, kind="stable")
+    lead, week, kind, time = lead[order], week[order], kind[order], time[order]
+
+    # Conversion: weekly hazard from the decayed states at the start of each week --------------
+    per_kind_e = _week_start_states(lead, week, kind, time, m, _ENGAGEMENT_HALF_LIFE_DAYS)
+    per_kind_s = _week_start_states(lead, week, kind, time, m, _INTENT_HALF_LIFE_DAYS)
+    engagement = per_kind_e @ _W_ENGAGEMENT
+    intent = per_kind_s @ _W_INTENT
+    hazard = _sigmoid(_INTERCEPT + (true_fit + noise)[:, None] + _ENGAGEMENT_COEF * np.log1p(engagement)
+                      + _INTENT_COEF * intent)
+    success = rng.random((m, LIFE_WEEKS)) < hazard
+    converts = success.any(axis=1)
+    conv_week = np.where(converts, success.argmax(axis=1), LIFE_WEEKS)
+    conv_time = np.where(converts, conv_week * _WEEK_S + rng.integers(0, _WEEK_S, m), -1)
+    end_time = np.where(converts, conv_time, _LIFE_S)
+
+    keep = time <= end_time[lead]
+    lead, week, kind, time = lead[keep], week[keep], kind[keep], time[keep]
+
+    # Stages ---------------------------------------------------------------------------------
+    e_after = _state_after_events(lead, week, kind, time, engagement, _W_ENGAGEMENT, _ENGAGEMENT_HALF_LIFE_DAYS)
+    s_after = _state_after_events(lead, week, kind, time, intent, _W_INTENT, _INTENT_HALF_LIFE_DAYS)
+    t_mql = _first_time(lead, time, e_after >= _MQL_THRESHOLD, m)
+    t_intent = _first_time(lead, time, s_after >= _SQL_THRESHOLD, m)
+    accepted = rng.random(m) < _sigmoid(_SAL_LOGIT[0] + _SAL_LOGIT[1] * true_fit)
+    delay = ((_SAL_DELAY_DAYS[0] + rng.exponential(_SAL_DELAY_DAYS[1], m)) * _DAY_S).astype(np.int64)
+    # Sales cannot accept a lead after it has converted or left the funnel.
+    t_sal = np.where(accepted & (t_mql >= 0) & (t_mql + delay <= end_time), t_mql + delay, -1)
+    t_sql = np.where(t_intent >= 0, np.maximum.reduce([t_intent, t_mql, t_sal]), -1)
+    stage_time = np.stack([t_mql, t_sal, t_sql, np.where(converts, conv_time, -1),
+                           np.where(converts, -1, _LIFE_S)], axis=1)
+    out_lead, out_stage = np.nonzero(stage_time >= 0)  # row-major: per lead, in funnel order
+
+    at_risk = np.arange(LIFE_WEEKS) <= conv_week[:, None]
+    tally = _tally(codes, at_risk, engagement, per_kind_e, per_kind_s)
+    tally[_TALLY_EVENTS] = len(lead)
+    tally[_TALLY_CONVERTED] = converts.sum()
+
+    event_key = (created[lead] + time) * stream.n + index[lead]
+    order = np.argsort(event_key, kind="stable")
+    n_departments = len(_ATTRIBUTES["department"].values)
+    return _Block(
+        leads={
+            "index": index,
+            "created": created,
+            **shown,
+            **personal,
+            "job_title": codes["seniority"] * n_departments + codes["department"],
+        },
+        truth={
+            "index": index,
+            "true_fit": true_fit,
+            "interest": interest,
+            "in_market": in_market,
+            "decision": created + np.floor(decision_week * _WEEK_S).astype(np.int64),
+            "converted": np.where(converts, created + conv_time, -1),
+            "p_convert_life": 1.0 - np.prod(1.0 - hazard, axis=1),
+        },
+        outcomes={
+            "index": index[out_lead],
+            "stage": out_stage,
+            "time": created[out_lead] + stage_time[out_lead, out_stage],
+        },
+        event_key=event_key[order],
+        event_kind=kind[order].astype(np.int8),
+        tally=tally,
+    )
+
+
+def _week_start_states(
+    lead: np.ndarray, week: np.ndarray, kind: np.ndarray, time: np.ndarray, m: int, half_life_days: float
+) -> np.ndarray:
+    """Decayed count of each kind at the start of each week, shape (leads, weeks, kinds).
+
+    Exact for the event times: each event is decayed to the end of its week, and the weekly
+    totals are then carried forward by whole-week decay factors.
+    """
+    half_life = half_life_days * _DAY_S
+    at_week_end = np.exp2(-((week + 1) * _WEEK_S - time) / half_life)
+    added = np.bincount((lead * LIFE_WEEKS + week) * _K + kind, weights=at_week_end,
+                        minlength=m * LIFE_WEEKS * _K).reshape(m, LIFE_WEEKS, _K)
+    step = np.exp2(-_WEEK_S / half_life)
+    state = np.zeros((m, LIFE_WEEKS, _K))
+    for w in range(1, LIFE_WEEKS):
+        state[:, w] = state[:, w - 1] * step + added[:, w - 1]
+    return state
+
+
+def _state_after_events(
+    lead: np.ndarray, week: np.ndarray, kind: np.ndarray, time: np.ndarray,
+    week_start: np.ndarray, weights: np.ndarray, half_life_days: float,
+) -> np.ndarray:
+    """The decayed weighted state just after each event (events sorted by lead, then time).
+
+    State after an event = the week-start state decayed to the event, plus the decayed weights
+    of this week's events up to it; a cumulative sum within each (lead, week) run does the latter.
+    """
+    half_life = half_life_days * _DAY_S
+    week_end = (week + 1) * _WEEK_S
+    total = np.cumsum(weights[kind] * np.exp2((time - week_end) / half_life))  # valued at week end
+    new_run = np.ones(len(lead), dtype=bool)
+    new_run[1:] = (lead[1:] != lead[:-1]) | (week[1:] != week[:-1])
+    run_start = np.maximum.accumulate(np.where(new_run, np.arange(len(lead)), 0))
+    before_run = np.where(run_start > 0, total[run_start - 1], 0.0)
+    carried = week_start[lead, week] * np.exp2(-_WEEK_S / half_life)
+    return (carried + total - before_run) * np.exp2((week_end - time) / half_life)
+
+
+def _first_time(lead: np.ndarray, time: np.ndarray, hit: np.ndarray, m: int) -> np.ndarray:
+    """Per lead, the time of the first event where `hit` holds, or -1 (events sorted by lead, time)."""
+    first = np.full(m, -1, dtype=np.int64)
+    rows = np.flatnonzero(hit)
+    leads, at = np.unique(lead[rows], return_index=True)
+    first[leads] = time[rows[at]]
+    return first
+
+
+def _tally(
+    codes: dict[str, np.ndarray], at_risk: np.ndarray, engagement: np.ndarray,
+    per_kind_e: np.ndarray, per_kind_s: np.ndarray,
+) -> np.ndarray:
+    """Sums and sums of squares of each driver's hazard log-odds contribution over at-risk weeks."""
+    tally = np.zeros(_TALLY_CONVERTED + 1)
+    weeks_at_risk = at_risk.sum(axis=1)
+    for i, (name, attr) in enumerate(_ATTRIBUTES.items()):
+        effect = np.asarray(attr.effects)[codes[name]]
+        tally[i] = weeks_at_risk @ effect
+        tally[_D + i] = weeks_at_risk @ effect**2
+    # utm_campaign (the next driver) contributes nothing: its sums stay 0.
+    share = np.divide(per_kind_e * _W_ENGAGEMENT, engagement[:, :, None],
+                      out=np.zeros_like(per_kind_e), where=engagement[:, :, None] > 0)
+    contribution = (_ENGAGEMENT_COEF * np.log1p(engagement)[:, :, None] * share
+                    + _INTENT_COEF * per_kind_s * _W_INTENT)[at_risk]
+    first_kind = len(_ATTRIBUTES) + 1
+    tally[first_kind:_D] = contribution.sum(axis=0)
+    tally[_D + first_kind : 2 * _D] = (contribution**2).sum(axis=0)
+    tally[_TALLY_WEEKS] = weeks_at_risk.sum()
+    return tally
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _take(values: tuple, codes: np.ndarray) -> pa.Array:
+    """Values by code as an Arrow string array; code -1 gives a missing value."""
+    return pa.array(values, type=pa.string()).take(pa.array(codes, mask=codes < 0))
+
+
+def _concat(parts) -> dict[str, np.ndarray]:
+    parts = list(parts)
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+
+class _TableWriter:
+    """Appends frames to a temporary file beside `path`; `commit` renames it into place."""
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        self.path = path
+        self.fmt = fmt
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self._schema: pa.Schema | None = None
+        self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        with warnings.catch_warnings():
+            # pyarrow reads tz-aware columns through Series.values, which pandas 3.1 deprecates;
+            # the conversion itself is correct, so the warning is only noise here.
+            warnings.filterwarnings("ignore", message="Series.values returning", category=DeprecationWarning)
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._writer is None:
+            # The first piece fixes the schema (and its pandas metadata) for the whole file.
+            self._schema = table.schema
+            self._writer = (pq.ParquetWriter(self.tmp, self._schema) if self.fmt == "parquet"
+                            else pacsv.CSVWriter(self.tmp, self._schema))
+        elif table.num_rows == 0:
+            return
+        self._writer.write_table(table.cast(self._schema))
+
+    def commit(self) -> Path:
+        self._writer.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _open_writers(out_dir: Path, fmt: str) -> dict[str, _TableWriter]:
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    writers: dict[str, _TableWriter] = {}
+    try:
+        for name, stem in TABLE_FILES.items():
+            writers[name] = _TableWriter(out_dir / f"{stem}.{fmt}", fmt)
+    except BaseException:
+        for writer in writers.values():
+            writer.discard()
+        raise
+    return writers
+
+
+def _commit(writers: dict[str, _TableWriter], truth: dict, out_dir: Path) -> dict[str, Path]:
+    """Rename the finished tables into place and write ``ground_truth.json`` the same way."""
+    paths = {TABLE_FILES[name]: writer.commit() for name, writer in writers.items()}
+    target = out_dir / f"{TRUTH_FILE}.json"
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=out_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(truth, handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    paths[TRUTH_FILE] = target
+    return paths

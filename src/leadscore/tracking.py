@@ -1,0 +1,289 @@
+"""MLflow: where runs go, what a training run logs, registration, promotion and model loading.
+
+The tracking URI comes from `MLFLOW_TRACKING_URI`; without it, a SQLite store `mlflow.db` in the
+working folder (artifacts in `mlartifacts/` beside it). Promotion uses registry aliases
+(`challenger`, `champion`), never the deprecated stages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import requests
+import yaml
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.tracking import MlflowClient
+from mlflow.types.schema import AnyType, ColSpec, Schema
+
+from leadscore import __version__
+from leadscore.config import Config
+from leadscore.errors import TrackingError
+from leadscore.evaluation import probability_metrics
+from leadscore.pyfunc import LeadScorerModel
+from leadscore.scorer import LeadScorer
+from leadscore.training import TrainingResult
+
+CHALLENGER, CHAMPION = "challenger", "champion"
+MODEL_NAME_IN_RUN = "scorer"
+TEST_WINDOW_ARTIFACT = "evaluation/test_window.parquet"
+HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False}
+_RUNTIME_PACKAGES = ("scikit-learn", "lightgbm", "pandas", "numpy", "pyarrow", "pandera", "pydantic", "pyyaml", "matplotlib")
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI, or a SQLite store in the working folder."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def connect() -> MlflowClient:
+    """Point MLflow at the tracking store and check that it answers before any work is done."""
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    if uri.startswith(("http://", "https://")):
+        try:
+            requests.get(uri.rstrip("/") + "/health", timeout=10).raise_for_status()
+        except requests.RequestException as exc:
+            raise TrackingError(
+                f"the MLflow tracking server at {uri} is unreachable ({exc.__class__.__name__}); nothing was logged. "
+                "Start it or fix MLFLOW_TRACKING_URI, then run again"
+            ) from None
+    return MlflowClient(tracking_uri=uri)
+
+
+def _experiment_id(client: MlflowClient, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        # Keep a local store's artifacts beside its database, whatever the working folder is later.
+        location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """A registered model version and the run that produced it."""
+
+    name: str
+    version: str
+    run_id: str
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def log_training(result: TrainingResult, cfg: Config) -> RegisteredVersion:
+    """Log a training run (params, metrics, plots, data fingerprint, model) and register it as challenger."""
+    client = connect()
+    experiment_id = _experiment_id(client, cfg.tracking.experiment)
+    name = cfg.tracking.registered_model
+    example = _input_example(result)
+    try:
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            result.scorer.metadata["mlflow_run_id"] = run.info.run_id
+            _log_params_and_metrics(result, cfg)
+            _log_artifacts(result, cfg)
+            model_info = mlflow.pyfunc.log_model(
+                name=MODEL_NAME_IN_RUN,
+                python_model=LeadScorerModel(result.scorer),
+                signature=_signature(example, result.scorer.predict(example)),
+                input_example=example,
+                pip_requirements=[f"{p}=={package_version(p)}" for p in ("mlflow", *_RUNTIME_PACKAGES)],
+            )
+    except (MlflowException, requests.RequestException, OSError) as exc:
+        raise TrackingError(f"logging the training run failed: {exc}; no model version was registered") from exc
+    return _register(client, name, model_info.model_uri, run.info.run_id, result)
+
+
+def _register(client: MlflowClient, name: str, model_uri: str, run_id: str, result: TrainingResult) -> RegisteredVersion:
+    try:
+        registered = mlflow.register_model(model_uri, name, tags={"run_id": run_id})
+    except (MlflowException, requests.RequestException) as exc:
+        raise TrackingError(f"registering the model failed: {exc}; no model version was registered") from exc
+    try:
+        for key, value in result.metrics["leadscore"].items():
+            client.set_model_version_tag(name, registered.version, f"test_{key}", f"{value:.6g}")
+        client.set_registered_model_alias(name, CHALLENGER, registered.version)
+    except (MlflowException, requests.RequestException) as exc:
+        # A version without its alias and tags would be half-registered: remove it.
+        try:
+            client.delete_model_version(name, registered.version)
+        except (MlflowException, requests.RequestException):
+            pass
+        raise TrackingError(f"tagging model version {registered.version} failed: {exc}; the version was removed") from exc
+    return RegisteredVersion(name, str(registered.version), run_id)
+
+
+def _input_example(result: TrainingResult) -> pd.DataFrame:
+    """A few test rows: ids and features only (personal columns never reach the training table)."""
+    t = result.table
+    return result.split.test[[t.id_column, *t.feature_columns]].drop_duplicates(subset=[t.id_column]).head(5)
+
+
+def _signature(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:
+    """Input columns are declared without a type: the scorer's own validation checks types and
+    names the offending rows, where MLflow's would reject an integer column declared as double."""
+    inputs = Schema([ColSpec(AnyType(), str(column)) for column in example.columns])
+    return ModelSignature(inputs=inputs, outputs=infer_signature(example, output).outputs)
+
+
+def _flatten(prefix: str, value, out: dict) -> dict:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    else:
+        out[prefix] = json.dumps(value, default=str) if isinstance(value, list) else str(value)
+    return out
+
+
+def _log_params_and_metrics(result: TrainingResult, cfg: Config) -> None:
+    params = _flatten("", cfg.model_dump(mode="json"), {})
+    params.update({
+        "trained.model": result.winner.name,
+        "trained.calibration": result.winner.calibration_method,
+        "trained.split_method": result.split.method,
+        "trained.n_features": len(result.table.feature_columns),
+    })
+    mlflow.log_params({k: v[:6000] for k, v in ((k, str(v)) for k, v in params.items())})
+    metrics = {}
+    for model, values in result.metrics.items():
+        prefix = "test_" if model == "leadscore" else f"{model}_test_"
+        metrics.update({f"{prefix}{key}": value for key, value in values.items() if np.isfinite(value)})
+    for window, frame in result.split.windows().items():
+        metrics[f"{window}_rows"] = len(frame)
+        metrics[f"{window}_conversions"] = int(frame[result.table.label_column].sum())
+    metrics["purged_rows"] = result.split.purged_rows
+    metrics["calibration_oof_log_loss"] = result.winner.calibration_log_loss
+    mlflow.log_metrics(metrics)
+    mlflow.set_tags({
+        "data_fingerprint": result.fingerprint,
+        "leadscore_version": __version__,
+        "code_version": _code_version(),
+        "split_method": result.split.method,
+        "label_column": result.table.label_column,
+        **{f"split.{k}": v for k, v in result.split.boundaries.items()},
+    })
+
+
+def _log_artifacts(result: TrainingResult, cfg: Config) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        metrics = pd.DataFrame(result.metrics).T.rename_axis("model").reset_index()
+        metrics.to_csv(folder / "test_metrics.csv", index=False)
+        (folder / "evaluation").mkdir()
+        for name, table in result.deciles.items():
+            table.to_csv(folder / "evaluation" / f"deciles_{name}.csv", index=False)
+        result.test_frame.to_parquet(folder / TEST_WINDOW_ARTIFACT, index=False)
+        (folder / "plots").mkdir()
+        for name, figure in result.figures.items():
+            figure.savefig(folder / "plots" / name, dpi=110)
+        mlflow.log_artifacts(tmp)
+
+
+def _code_version() -> str:
+    """The git commit of the package source when it is a checkout, else the package version."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True,
+            timeout=5, check=True,
+        ).stdout.strip()
+        return f"git:{commit}"
+    except (OSError, subprocess.SubprocessError):
+        return f"leadscore=={__version__}"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A pyfunc model with the scorer inside it and where it came from."""
+
+    pyfunc: mlflow.pyfunc.PyFuncModel
+    scorer: LeadScorer
+    name: str
+    version: str
+
+
+def load_model(uri: str) -> LoadedModel:
+    """Load a scorer from `models:/name@alias`, `models:/name/version` or a local model folder."""
+    client = connect()
+    name, version = Path(uri).name, "local"
+    try:
+        if uri.startswith("models:/"):
+            name, _, ref = uri.removeprefix("models:/").partition("@")
+            if ref:
+                version = client.get_model_version_by_alias(name, ref).version
+            else:
+                name, _, version = name.partition("/")
+        pyfunc = mlflow.pyfunc.load_model(uri)
+    except (MlflowException, requests.RequestException, OSError) as exc:
+        raise TrackingError(f"cannot load model {uri}: {exc}") from None
+    scorer = pyfunc.unwrap_python_model().scorer
+    return LoadedModel(pyfunc, scorer, name, str(version))
+
+
+def promote(name: str, metric: str, force: bool = False) -> str:
+    """Move `champion` to the challenger if it beats the champion on the challenger's test window.
+
+    Without a champion the challenger is promoted. The reason is recorded as a tag on the version.
+    Returns a one-line account of what happened.
+    """
+    client = connect()
+    try:
+        challenger = client.get_model_version_by_alias(name, CHALLENGER)
+    except MlflowException:
+        raise TrackingError(f"registered model '{name}' has no '{CHALLENGER}' version: train one first") from None
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        champion = None
+
+    if champion is not None and champion.version == challenger.version:
+        return f"version {challenger.version} is already {CHAMPION}"
+    if champion is None:
+        reason = f"no {CHAMPION} yet"
+    elif force:
+        reason = f"forced over version {champion.version}"
+    else:
+        challenger_value, champion_value, rows = _compare_on_test_window(name, challenger, champion, metric)
+        better = challenger_value > champion_value if HIGHER_IS_BETTER[metric] else challenger_value < champion_value
+        verdict = (f"{metric} {challenger_value:.5f} (v{challenger.version}) vs {champion_value:.5f} "
+                   f"(v{champion.version}) on {rows} test rows of v{challenger.version}'s run")
+        if not better:
+            client.set_model_version_tag(name, challenger.version, "promotion", f"rejected: {verdict}")
+            return f"kept version {champion.version} as {CHAMPION}: {verdict}"
+        reason = f"beats champion: {verdict}"
+    client.set_registered_model_alias(name, CHAMPION, challenger.version)
+    client.set_model_version_tag(name, challenger.version, "promotion", reason)
+    return f"version {challenger.version} is now {CHAMPION} ({reason})"
+
+
+def _compare_on_test_window(name, challenger, champion, metric) -> tuple[float, float, int]:
+    path = mlflow.artifacts.download_artifacts(run_id=challenger.run_id, artifact_path=TEST_WINDOW_ARTIFACT)
+    window = pd.read_parquet(path)
+    label = mlflow.get_run(challenger.run_id).data.tags["label_column"]
+    values = []
+    for version in (challenger, champion):
+        scorer = load_model(f"models:/{name}/{version.version}").scorer
+        missing = [c for c in scorer.feature_columns if c not in window.columns]
+        if missing:
+            raise TrackingError(
+                f"version {version.version} needs columns {missing[:5]} that the challenger's test window lacks, so "
+                "the two cannot be compared on the same rows; use --force to promote anyway"
+            )
+        p = scorer.predict_proba(scorer.validate_features(window))
+        values.append(probability_metrics(window[label].to_numpy(), p)[metric])
+    return values[0], values[1], len(window)

@@ -1,0 +1,136 @@
+"""Checks at the data boundary: every failure names the column, the rows and the fix.
+
+Row numbers in messages count data rows from 1 in the order they were read (the header is not a
+row), so that row 7 is the seventh record of the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from leadscore.errors import InputError
+
+
+def row_numbers(frame: pd.DataFrame, mask: pd.Series | np.ndarray) -> list[int]:
+    """1-based positions of the rows where `mask` holds."""
+    return [int(i) + 1 for i in np.flatnonzero(np.asarray(mask))]
+
+
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], table: str, fix: str) -> None:
+    """Fail when any required column is absent, suggesting the closest present name."""
+    present = list(frame.columns)
+    for column in columns:
+        if column not in present:
+            close = difflib.get_close_matches(column, [str(c) for c in present], n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise InputError(f"required column missing from {table}{hint}", column=column, fix=fix)
+
+
+def check_ids(frame: pd.DataFrame, id_column: str, table: str) -> None:
+    """Lead ids must be present and unique: a score must map back to exactly one lead."""
+    ids = frame[id_column]
+    missing = ids.isna() | (ids.astype("string").str.strip() == "")
+    if missing.any():
+        raise InputError(
+            f"lead id is empty in {table}", column=id_column, rows=row_numbers(frame, missing),
+            fix="give every lead an id, or remove the rows",
+        )
+    duplicated = ids.duplicated(keep=False)
+    if duplicated.any():
+        values = ", ".join(map(str, ids[duplicated].unique()[:5]))
+        raise InputError(
+            f"duplicate lead ids in {table} ({values})", column=id_column, rows=row_numbers(frame, duplicated),
+            fix="keep one row per lead (deduplicate the export)",
+        )
+
+
+def parse_timestamps(frame: pd.DataFrame, column: str, table: str) -> pd.Series:
+    """Parse a timestamp column to UTC; naive times are taken as UTC, unparseable ones are an error."""
+    raw = frame[column]
+    if isinstance(raw.dtype, pd.DatetimeTZDtype):
+        return raw.dt.tz_convert("UTC")
+    parsed = pd.to_datetime(raw, utc=True, errors="coerce", format="mixed")
+    bad = parsed.isna() & raw.notna()
+    if bad.any():
+        example = raw[bad].iloc[0]
+        raise InputError(
+            f"unparseable timestamp in {table} (e.g. {example!r})", column=column, rows=row_numbers(frame, bad),
+            fix="use ISO 8601 timestamps such as 2025-03-01T14:00:00Z",
+        )
+    return parsed
+
+
+def require_not_null(frame: pd.DataFrame, column: str, table: str, fix: str) -> None:
+    """Fail on missing values in a column that must always be filled."""
+    missing = frame[column].isna()
+    if missing.any():
+        raise InputError(f"missing values in {table}", column=column, rows=row_numbers(frame, missing), fix=fix)
+
+
+def numeric_schema(columns: Iterable[str]) -> pa.DataFrameSchema:
+    """A schema that coerces the given columns to float and rejects infinities."""
+    finite = pa.Check(lambda s: ~np.isinf(s), element_wise=False, error="finite (not infinity)")
+    return pa.DataFrameSchema(
+        {column: pa.Column(float, checks=finite, nullable=True, coerce=True) for column in columns},
+        strict=False,
+    )
+
+
+def validate_numeric(frame: pd.DataFrame, columns: list[str], table: str) -> pd.DataFrame:
+    """Coerce numeric feature columns to float, naming the column and rows of any non-number."""
+    # Strings such as "12" from a CSV are fine; "twelve" or "inf" are not.
+    prepared = frame.copy()
+    for column in columns:
+        if not pd.api.types.is_numeric_dtype(prepared[column]):
+            original = prepared[column]
+            converted = pd.to_numeric(original.astype("string").str.strip().replace("", pd.NA), errors="coerce")
+            bad = converted.isna() & original.notna() & (original.astype("string").str.strip() != "")
+            if bad.any():
+                example = original[bad].iloc[0]
+                raise InputError(
+                    f"non-numeric value in {table} (e.g. {example!r})", column=column, rows=row_numbers(frame, bad),
+                    fix="give a number or leave the cell empty for 'unknown'",
+                )
+            prepared[column] = converted
+    try:
+        return numeric_schema(columns).validate(prepared, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        column = str(cases["column"].iloc[0])
+        rows = [int(i) + 1 for i in cases.loc[cases["column"] == column, "index"].dropna()]
+        raise InputError(
+            f"value is not a finite number in {table} ({cases['check'].iloc[0]})", column=column, rows=rows,
+            fix="replace infinities with a number or an empty cell",
+        ) from None
+
+
+def binary_label(series: pd.Series, positive, column: str) -> pd.Series:
+    """Map a label column to 0/1; it must have exactly two values, one of them the positive label."""
+    missing = series.isna()
+    if missing.any():
+        raise InputError("label is missing", column=column, rows=row_numbers(series.to_frame(), missing),
+                         fix="fill the label for every row, or remove unlabelled rows")
+    values = set(series.astype("string").unique())
+    positive_text = str(positive)
+    if isinstance(positive, bool) or positive_text.lower() in {"true", "false"}:
+        normalised = series.astype("string").str.lower()
+        positive_text = positive_text.lower()
+        values = set(normalised.unique())
+    else:
+        normalised = series.astype("string")
+    if len(values) != 2:
+        raise InputError(
+            f"label must have exactly two values, found {len(values)}: {sorted(values)[:10]}", column=column,
+            fix="map the label to converted / not converted before training",
+        )
+    if positive_text not in values:
+        raise InputError(
+            f"positive label {positive!r} not among the label values {sorted(values)}", column=column,
+            fix="set data.positive_label to the value that means 'converted'",
+        )
+    return (normalised == positive_text).astype("int8")

@@ -1,0 +1,79 @@
+"""Shared fixtures: a small synthetic funnel and a throwaway MLflow store per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from leadscore.config import parse_config
+
+SYNTHETIC_LEADS = 6000
+SYNTHETIC_SEED = 11
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory) -> Path:
+    """A small event log from the synthetic funnel generator, written once per session."""
+    from leadscore.synthetic import generate_to_dir
+
+    out = tmp_path_factory.mktemp("funnel")
+    generate_to_dir(SYNTHETIC_LEADS, SYNTHETIC_SEED, out)
+    return out
+
+
+@pytest.fixture()
+def tracking_store(tmp_path, monkeypatch) -> Path:
+    """Point MLflow at a fresh SQLite store in a temporary folder (and work from there)."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    mlflow.set_tracking_uri(None)
+
+
+def demo_config(data_dir: Path, **overrides) -> dict:
+    """The demo configuration (configs/demo.yaml) pointed at `data_dir`, as a dict to tweak."""
+    import yaml
+
+    raw = yaml.safe_load((Path(__file__).parents[1] / "configs" / "demo.yaml").read_text())
+    raw["data"]["path"] = str(data_dir)
+    raw["event_log"]["snapshots"] = {"first": "2025-03-01", "last": "2027-01-01", "every_days": 56}
+    raw["model"]["lightgbm"] = {"n_estimators": 300, "learning_rate": 0.08}
+    for section, values in overrides.items():
+        raw.setdefault(section, {}).update(values)
+    return raw
+
+
+def build_config(raw: dict):
+    return parse_config(raw, source="test config")
+
+
+def make_snapshot(n: int = 3000, seed: int = 0):
+    """A small snapshot table whose label follows a known logistic rule in `visits` and `company_size`."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    size = rng.choice(["1-10", "11-50", "51-200", "201+"], n)
+    visits = rng.poisson(3, n)
+    logit = -2.5 + 0.35 * visits + np.select([size == "201+", size == "1-10"], [1.0, -1.0], 0.0)
+    return pd.DataFrame({
+        "lead_id": [f"L{i:05d}" for i in range(n)],
+        "created_at": pd.date_range("2025-01-01", periods=n, freq="h", tz="UTC").astype(str),
+        "email": [f"person{i}@example.com" for i in range(n)],
+        "company_size": size,
+        "visits": visits,
+        "converted": rng.binomial(1, 1 / (1 + np.exp(-logit))),
+    })
+
+
+def snapshot_config(path, **data_overrides) -> dict:
+    """A snapshot-form config for `make_snapshot` tables."""
+    return {
+        "data": {"form": "snapshot", "path": str(path), "label_column": "converted", "time_column": "created_at",
+                 **data_overrides},
+        "model": {"min_conversions": 20, "lightgbm": {"n_estimators": 100}},
+        "points_baseline": [{"column": "visits", "op": ">=", "value": 4, "points": 20}],
+    }
