@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from leadscore import synthetic
 from leadscore.synthetic import LIFE_WEEKS, SyntheticFunnel, generate_funnel, generate_to_dir, true_components, write_funnel
 
-N = 3000
+N = 2900  # not a whole number of blocks, so a partial block is covered
 SEED = 7
 TABLES = {"leads": "leads", "activities": "activities", "outcomes": "outcomes", "truth_leads": "ground_truth_leads"}
 INTENT_TYPES = {"demo_request", "quote_request", "trial_signup"}
@@ -64,6 +65,13 @@ def test_streamed_parquet_equals_in_memory_funnel(funnel, tmp_path):
             pd.testing.assert_frame_equal(frame, getattr(funnel, name), obj=f"{name} read back")
         truth = json.loads(source["ground_truth"].read_text())
         assert truth == json.loads(json.dumps(funnel.truth)), "ground_truth.json differs from funnel.truth"
+
+
+def test_splitting_activities_into_pieces_changes_nothing(funnel, tmp_path, monkeypatch):
+    monkeypatch.setattr(synthetic, "_ACTIVITY_PIECE", 5_000)
+    paths = generate_to_dir(N, SEED, tmp_path, chunk_size=N)
+    pd.testing.assert_frame_equal(pd.read_parquet(paths["activities"]), funnel.activities, obj="activities")
+    assert_same_funnel(generate_funnel(N, SEED), funnel)
 
 
 def test_streamed_csv_is_byte_identical_to_written_funnel(funnel, tmp_path):

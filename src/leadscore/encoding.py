@@ -38,8 +38,8 @@ class FrameEncoder(TransformerMixin, BaseEstimator):
             values = X[column]
             if column in self.categories_:
                 categories = self.categories_[column]
-                text = values.astype(object).map(lambda v: None if pd.isna(v) else str(v))
-                out[column] = pd.Categorical(text.where(text.isin(categories), None), categories=categories)
+                text = values.astype("string")
+                out[column] = pd.Categorical(text.where(text.isin(categories)), categories=categories)
             else:
                 out[column] = values.astype("float64").to_numpy()
         return pd.DataFrame(out, index=X.index)

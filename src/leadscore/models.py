@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.frozen import FrozenEstimator
@@ -22,6 +23,7 @@ from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.utils.metaestimators import available_if
 
 from leadscore.config import LightGBMConfig, ModelConfig
 from leadscore.encoding import FrameEncoder
@@ -135,12 +137,41 @@ def calibrate(model: Pipeline, X_cal: pd.DataFrame, y_cal: np.ndarray, method: s
 
 
 def _out_of_fold_log_loss(model, X, y, method, seed) -> float:
+    # The frozen model's scores are computed once; each fold then calibrates those scores alone.
+    response = "decision_function" if hasattr(model, "decision_function") else "predict_proba"
+    scores = model.decision_function(X) if response == "decision_function" else model.predict_proba(X)[:, 1]
+    scores = scores.reshape(-1, 1)
     folds = StratifiedKFold(n_splits=max(2, min(5, int(np.bincount(y).min()))), shuffle=True, random_state=seed)
     predicted = np.empty(len(y))
-    for fit_rows, held_rows in folds.split(X, y):
-        calibrator = CalibratedClassifierCV(FrozenEstimator(model), method=method).fit(X.iloc[fit_rows], y[fit_rows])
-        predicted[held_rows] = calibrator.predict_proba(X.iloc[held_rows])[:, 1]
+    for fit_rows, held_rows in folds.split(scores, y):
+        stand_in = FrozenEstimator(_PrecomputedScores(response).fit(scores, y))
+        calibrator = CalibratedClassifierCV(stand_in, method=method).fit(scores[fit_rows], y[fit_rows])
+        predicted[held_rows] = calibrator.predict_proba(scores[held_rows])[:, 1]
     return float(log_loss(y, np.clip(predicted, _EPS, 1 - _EPS)))
+
+
+class _PrecomputedScores(ClassifierMixin, BaseEstimator):
+    """A fitted-model stand-in whose input is the model's own scores, exposing the same response
+    method (decision function or probability) so that calibration sees exactly what it would see."""
+
+    def __init__(self, response: str = "decision_function"):
+        self.response = response
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return (np.asarray(X)[:, 0] > (0 if self.response == "decision_function" else 0.5)).astype(int)
+
+    @available_if(lambda self: self.response == "decision_function")
+    def decision_function(self, X):
+        return np.asarray(X)[:, 0]
+
+    @available_if(lambda self: self.response == "predict_proba")
+    def predict_proba(self, X):
+        p = np.asarray(X)[:, 0]
+        return np.column_stack([1 - p, p])
 
 
 def run_tournament(fitted: dict[str, Pipeline], X_cal, y_cal, cfg: ModelConfig) -> tuple[Candidate, list[Candidate]]:

@@ -50,12 +50,13 @@ Ground truth
 ``truth_leads`` (one row per lead):
 
 - ``true_fit``: the profile's log-odds contribution (without the unobserved noise).
-- ``interest``: the latent engagement propensity (mean about 1).
+- ``interest``: the latent engagement propensity (Gamma distributed, around 1).
 - ``in_market``: whether the lead has a buying window.
 - ``decision_at``: the centre of the buying window (NaT when not in market).
 - ``converted_at``: the conversion time (NaT if the lead never converted).
-- ``p_convert_life``: ``1 - prod_w(1 - p_w)`` over the whole life for the realised activity path,
-  the probability of converting within the life that an oracle would give.
+- ``p_convert_life``: ``1 - prod_w(1 - p_w)`` over all weeks of the life for the simulated
+  activity path (including the events that a conversion then drops): the probability of
+  converting within the life that an oracle knowing the path would give.
 
 ``truth`` (JSON-serialisable): ``intercept``, ``fit_effects`` ({attribute: {value: effect}}),
 ``noise_scale``, ``engagement_weights`` and ``engagement_half_life_days``, ``intent_weights`` and
@@ -83,7 +84,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,14 +98,14 @@ import pyarrow.parquet as pq
 __all__ = ["LIFE_WEEKS", "SyntheticFunnel", "generate_funnel", "generate_to_dir", "true_components", "write_funnel"]
 
 LIFE_WEEKS = 26
-TABLE_FILES = {
+_TABLE_FILES = {
     "leads": "leads",
     "activities": "activities",
     "outcomes": "outcomes",
     "truth_leads": "ground_truth_leads",
 }
-TRUTH_FILE = "ground_truth"
-FORMATS = ("parquet", "csv")
+_TRUTH_FILE = "ground_truth"
+_FORMATS = ("parquet", "csv")
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def generate_funnel(n_leads: int, seed: int, start: str = "2025-01-01", days: in
     of leads use `generate_to_dir`, which writes the same data chunk by chunk.
     """
     stream = _FunnelStream(n_leads, seed, start, days)
-    pieces: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLE_FILES}
+    pieces: dict[str, list[pd.DataFrame]] = {name: [] for name in _TABLE_FILES}
     for chunk in stream.chunks(_DEFAULT_CHUNK):
         for name, frame in chunk.items():
             pieces[name].append(frame)
@@ -191,24 +192,23 @@ def true_components(
 
     Only events strictly before `as_of` count, each weighted by ``truth``'s engagement or intent
     weight for its key and halved every half-life of age. Returns columns ``lead_id``,
-    ``true_engagement`` and ``true_intent``: one row per id in `lead_ids` (in that order, 0 for
-    leads without events) or, when it is None, per lead id in `activities` (sorted).
+    ``true_engagement`` and ``true_intent``: one row per id in `lead_ids` (unique; in that order,
+    0 for leads without events) or, when it is None, per lead id in `activities` (sorted).
     """
     as_of = pd.Timestamp(as_of)
     as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
     timestamps = pd.to_datetime(activities["timestamp"], utc=True)
     before = (timestamps < as_of).to_numpy()
-    events = activities.loc[before]
-    activity_type = events["activity_type"].astype("str")
-    page = events["page"].astype("str")
-    key = activity_type.where(~((activity_type == "page_view") & page.notna()), "page_view:" + page)
+    # Object dtype keeps a missing page missing under every pandas string setting.
+    activity_type = activities["activity_type"][before].astype(object)
+    page = activities["page"][before].astype(object)
+    has_page = (activity_type == "page_view") & page.notna()
+    key = activity_type.where(~has_page, "page_view:" + page.where(has_page, ""))
     age_days = ((as_of - timestamps[before]).dt.total_seconds() / 86_400.0).to_numpy()
 
-    if lead_ids is None:
-        ids = pd.Index(pd.unique(events["lead_id"].astype("str"))).sort_values()
-    else:
-        ids = pd.Index(pd.Series(lead_ids).astype("str"))
-    position = ids.get_indexer(events["lead_id"].astype("str"))
+    all_ids = activities["lead_id"].astype(object)
+    ids = pd.Index(sorted(pd.unique(all_ids)) if lead_ids is None else list(lead_ids), dtype=object)
+    position = ids.get_indexer(all_ids[before])
     known = position >= 0
 
     def decayed(weights: dict, half_life_days: float) -> np.ndarray:
@@ -231,6 +231,7 @@ def true_components(
 
 _BLOCK = 1_000  # leads per random-number block; changing it changes every generated data set
 _DEFAULT_CHUNK = 100_000
+_ACTIVITY_PIECE = 2_000_000  # most activity rows turned into one frame at a time
 _DAY_S = 86_400
 _WEEK_S = 7 * _DAY_S
 _LIFE_S = LIFE_WEEKS * _WEEK_S
@@ -283,8 +284,18 @@ _ATTRIBUTES = {
 _MASKED = ("company_size", "industry", "department")  # profile columns with values missing at random
 _STUDENT = _ATTRIBUTES["department"].values.index("Student")
 _INTERN = _ATTRIBUTES["seniority"].values.index("Intern")
+
+
+def _by_value(attribute: str, values: dict) -> np.ndarray:
+    """A per-value parameter as an array indexed by the attribute's value code."""
+    return np.array([values[value] for value in _ATTRIBUTES[attribute].values])
+
+
 # Some sources bring leads who already know the product: they engage more.
-_SOURCE_INTEREST = np.array([1.0, 0.85, 1.3, 1.4, 1.3, 0.7, 1.1])
+_SOURCE_INTEREST = _by_value("lead_source", {
+    "Organic Search": 1.0, "Paid Search": 0.85, "Webinar": 1.3, "Referral": 1.4, "Event": 1.3,
+    "Content Syndication": 0.7, "Direct": 1.1,
+})
 _CAMPAIGNS = tuple(
     f"{theme}_{year}q{quarter}"
     for theme in ("brand", "retarget", "abm", "nurture", "launch", "partner")
@@ -333,8 +344,10 @@ _WINDOW_TAIL_WEEKS = 0.5  # ... and stops soon after it
 # A few hand-raisers outside any buying window.
 _BACKGROUND_RATE = _per_kind({"page_view:pricing": 0.01, "demo_request": 0.002, "quote_request": 0.001,
                               "trial_signup": 0.002})
-# Careers-page visits: job seekers, mostly interns and juniors (index = seniority code).
-_CAREERS_RATE = np.array([0.30, 0.08, 0.02, 0.02, 0.02, 0.02])
+# Careers-page visits per week: job seekers, mostly interns and juniors.
+_CAREERS_RATE = _by_value("seniority", {
+    "Intern": 0.30, "Individual Contributor": 0.08, "Manager": 0.02, "Director": 0.02, "VP": 0.02, "C-level": 0.02,
+})
 _CLICK_SHARE = 0.25  # of email opens
 
 _INTEREST_SHAPE = 1.5
@@ -388,7 +401,8 @@ _DOMAINS = tuple(
     for suffix in ("labs", "works", "systems", "data", "group")
     for tld in (".com", ".io", ".net")
 )
-_DIAL_CODES = ("+1", "+44", "+49", "+33", "+1", "+61", "+91", "+55")  # by country code
+_DIAL_CODES = tuple(_by_value("country", {"US": "+1", "GB": "+44", "DE": "+49", "FR": "+33", "CA": "+1", "AU": "+61",
+                                           "IN": "+91", "BR": "+55"}).tolist())
 
 
 def _job_titles() -> tuple[str, ...]:
@@ -473,7 +487,10 @@ class _FunnelStream:
         return np.floor((lead_index + jitter) * self.span_s / self.n).astype(np.int64)
 
     def chunks(self, chunk_size: int) -> Iterator[dict[str, pd.DataFrame]]:
-        """Yield the frames of each chunk of blocks; `truth()` works once all are consumed."""
+        """Yield the frames of each chunk of blocks, then any further activity pieces.
+
+        `truth()` works once all are consumed.
+        """
         n_blocks = -(-self.n // _BLOCK)
         per_chunk = max(1, -(-chunk_size // _BLOCK))
         pending_key = np.empty(0, np.int64)
@@ -483,26 +500,25 @@ class _FunnelStream:
             blocks = [_simulate_block(self, b) for b in range(first, min(first + per_chunk, n_blocks))]
             for block in blocks:
                 tally += block.tally  # always block by block, so sums do not depend on chunking
-            # Every piece is sorted already; the stable sort (timsort) merges such runs cheaply.
-            key = np.concatenate([pending_key, *(b.event_key for b in blocks)])
-            kind = np.concatenate([pending_kind, *(b.event_kind for b in blocks)])
-            order = np.argsort(key, kind="stable")
-            key, kind = key[order], kind[order]
             next_lead = (first + per_chunk) * _BLOCK
             if next_lead < self.n:
                 # Leads not yet simulated are created, and act, no earlier than this second, so
                 # the events before it are final.
                 horizon = int(self.created_offset(np.array([float(next_lead)]), np.zeros(1))[0])
-                cut = int(np.searchsorted(key, horizon * self.n, side="left"))
+                limit = horizon * self.n
             else:
-                cut = len(key)
-            pending_key, pending_kind = key[cut:], kind[cut:]
+                limit = np.iinfo(np.int64).max
+            key, kind, pending_key, pending_kind = _merge_events(pending_key, pending_kind, blocks, limit)
             yield {
                 "leads": self._leads_frame(_concat(b.leads for b in blocks)),
-                "activities": self._activities_frame(key[:cut], kind[:cut]),
+                "activities": self._activities_frame(key[:_ACTIVITY_PIECE], kind[:_ACTIVITY_PIECE]),
                 "outcomes": self._outcomes_frame(_concat(b.outcomes for b in blocks)),
                 "truth_leads": self._truth_frame(_concat(b.truth for b in blocks)),
             }
+            # The last chunk releases the whole buffer: hand it out in bounded pieces.
+            for at in range(_ACTIVITY_PIECE, len(key), _ACTIVITY_PIECE):
+                yield {"activities": self._activities_frame(key[at : at + _ACTIVITY_PIECE],
+                                                            kind[at : at + _ACTIVITY_PIECE])}
         self._tally = tally
 
     def truth(self) -> dict:
@@ -543,8 +559,8 @@ class _FunnelStream:
         }
 
     def _lead_ids(self, index: np.ndarray) -> pa.Array:
-        digits = pc.utf8_lpad(pc.cast(pa.array(index + 1), pa.string()), width=self.id_width, padding="0")
-        return pc.binary_join_element_wise("L", digits, "")
+        digits = pc.utf8_lpad(pc.cast(pa.array(index + 1), pa.large_string()), width=self.id_width, padding="0")
+        return _join("L", digits)
 
     def _timestamps(self, offset_s: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
         return pa.array((offset_s + self.start_s) * _US, type=pa.timestamp("us", tz="UTC"), mask=missing)
@@ -553,7 +569,7 @@ class _FunnelStream:
         first = _take(_FIRST_NAMES, cols["first_name"])
         last = _take(_LAST_NAMES, cols["last_name"])
         domain = _take(_DOMAINS, cols["domain"])
-        digits = pc.cast(pa.array(cols["phone"]), pa.string())
+        digits = pc.cast(pa.array(cols["phone"]), pa.large_string())
         profile = {name: _take(_ATTRIBUTES[name].values, cols[name])
                    for name in ("seniority", "department", "company_size", "industry", "country", "lead_source")}
         return pa.table({
@@ -561,19 +577,21 @@ class _FunnelStream:
             "created_at": self._timestamps(cols["created"]),
             "first_name": first,
             "last_name": last,
-            "email": pc.utf8_lower(pc.binary_join_element_wise(first, ".", last, "@", domain, "")),
-            "phone": pc.binary_join_element_wise(
-                _take(_DIAL_CODES, cols["country"]), pc.utf8_slice_codeunits(digits, 0, 3),
-                pc.utf8_slice_codeunits(digits, 3, 10), " ",
-            ),
+            "email": pc.utf8_lower(_join(first, ".", last, "@", domain)),
+            "phone": _join(_take(_DIAL_CODES, cols["country"]), " ", pc.utf8_slice_codeunits(digits, 0, 3), " ",
+                           pc.utf8_slice_codeunits(digits, 3, 10)),
             "job_title": _take(_JOB_TITLES, cols["job_title"]),
             **profile,
             "utm_campaign": _take(_CAMPAIGNS, cols["utm_campaign"]),
         }).to_pandas()
 
     def _activities_frame(self, key: np.ndarray, kind: np.ndarray) -> pd.DataFrame:
+        lead = key % self.n
+        # Format each id once per lead, not once per event.
+        low = int(lead.min()) if len(lead) else 0
+        ids = self._lead_ids(np.arange(low, int(lead.max()) + 1 if len(lead) else 0))
         return pa.table({
-            "lead_id": self._lead_ids(key % self.n),
+            "lead_id": ids.take(pa.array(lead - low)),
             "timestamp": self._timestamps(key // self.n),
             "activity_type": _take(_KIND_TYPE, kind),
             "page": _take(_KIND_PAGE, kind),
@@ -719,6 +737,20 @@ def _simulate_block(stream: _FunnelStream, block: int) -> _Block:
     )
 
 
+def _merge_events(
+    pending_key: np.ndarray, pending_kind: np.ndarray, blocks: list[_Block], limit: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Merge buffered and new events by key; split into those before `limit` and the rest."""
+    # Every piece is sorted already; the stable sort (timsort) merges such runs cheaply.
+    key = np.concatenate([pending_key, *(b.event_key for b in blocks)])
+    kind = np.concatenate([pending_kind, *(b.event_kind for b in blocks)])
+    order = np.argsort(key, kind="stable")
+    key, kind = key[order], kind[order]
+    cut = int(np.searchsorted(key, limit, side="left"))
+    # Copies, so that the buffer does not keep the whole merged array alive.
+    return key[:cut], kind[:cut], key[cut:].copy(), kind[cut:].copy()
+
+
 def _week_start_states(
     lead: np.ndarray, week: np.ndarray, kind: np.ndarray, time: np.ndarray, m: int, half_life_days: float
 ) -> np.ndarray:
@@ -731,11 +763,10 @@ def _week_start_states(
     at_week_end = np.exp2(-((week + 1) * _WEEK_S - time) / half_life)
     added = np.bincount((lead * LIFE_WEEKS + week) * _K + kind, weights=at_week_end,
                         minlength=m * LIFE_WEEKS * _K).reshape(m, LIFE_WEEKS, _K)
-    step = np.exp2(-_WEEK_S / half_life)
-    state = np.zeros((m, LIFE_WEEKS, _K))
-    for w in range(1, LIFE_WEEKS):
-        state[:, w] = state[:, w - 1] * step + added[:, w - 1]
-    return state
+    # state[w] = sum over earlier weeks k of added[k] * step ** (w - 1 - k): one matrix product.
+    lag = np.arange(LIFE_WEEKS)[:, None] - np.arange(LIFE_WEEKS)[None, :] - 1
+    carry = np.where(lag >= 0, np.exp2(-np.maximum(lag, 0) * _WEEK_S / half_life), 0.0)
+    return np.matmul(carry, added)
 
 
 def _state_after_events(
@@ -779,13 +810,14 @@ def _tally(
         tally[i] = weeks_at_risk @ effect
         tally[_D + i] = weeks_at_risk @ effect**2
     # utm_campaign (the next driver) contributes nothing: its sums stay 0.
-    share = np.divide(per_kind_e * _W_ENGAGEMENT, engagement[:, :, None],
-                      out=np.zeros_like(per_kind_e), where=engagement[:, :, None] > 0)
-    contribution = (_ENGAGEMENT_COEF * np.log1p(engagement)[:, :, None] * share
-                    + _INTENT_COEF * per_kind_s * _W_INTENT)[at_risk]
+    # Engagement term per unit of E; where E is 0 every kind's share of it is 0 as well.
+    per_unit = np.divide(_ENGAGEMENT_COEF * np.log1p(engagement), engagement,
+                         out=np.zeros_like(engagement), where=engagement > 0)
+    contribution = per_kind_e * (per_unit[:, :, None] * _W_ENGAGEMENT) + per_kind_s * (_INTENT_COEF * _W_INTENT)
+    weight = at_risk.astype(float)
     first_kind = len(_ATTRIBUTES) + 1
-    tally[first_kind:_D] = contribution.sum(axis=0)
-    tally[_D + first_kind : 2 * _D] = (contribution**2).sum(axis=0)
+    tally[first_kind:_D] = np.einsum("mw,mwk->k", weight, contribution)
+    tally[_D + first_kind : 2 * _D] = np.einsum("mw,mwk->k", weight, contribution**2)
     tally[_TALLY_WEEKS] = weeks_at_risk.sum()
     return tally
 
@@ -794,12 +826,22 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+# Strings are built as Arrow large_string, the type behind pandas' string dtype, so that turning
+# the tables into frames does not copy them.
+
+
 def _take(values: tuple, codes: np.ndarray) -> pa.Array:
     """Values by code as an Arrow string array; code -1 gives a missing value."""
-    return pa.array(values, type=pa.string()).take(pa.array(codes, mask=codes < 0))
+    return pa.array(values, type=pa.large_string()).take(pa.array(codes, mask=codes < 0))
 
 
-def _concat(parts) -> dict[str, np.ndarray]:
+def _join(*parts: pa.Array | str) -> pa.Array:
+    """Concatenate string arrays and literals element-wise."""
+    parts = [pa.scalar(part, pa.large_string()) if isinstance(part, str) else part for part in parts]
+    return pc.binary_join_element_wise(*parts, pa.scalar("", pa.large_string()))
+
+
+def _concat(parts: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     parts = list(parts)
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
@@ -834,7 +876,9 @@ class _TableWriter:
                             else pacsv.CSVWriter(self.tmp, self._schema))
         elif table.num_rows == 0:
             return
-        self._writer.write_table(table.cast(self._schema))
+        elif not table.schema.equals(self._schema, check_metadata=False):
+            table = table.cast(self._schema)
+        self._writer.write_table(table)
 
     def commit(self) -> Path:
         self._writer.close()
@@ -848,12 +892,12 @@ class _TableWriter:
 
 
 def _open_writers(out_dir: Path, fmt: str) -> dict[str, _TableWriter]:
-    if fmt not in FORMATS:
-        raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+    if fmt not in _FORMATS:
+        raise ValueError(f"fmt must be one of {_FORMATS}, got {fmt!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
     writers: dict[str, _TableWriter] = {}
     try:
-        for name, stem in TABLE_FILES.items():
+        for name, stem in _TABLE_FILES.items():
             writers[name] = _TableWriter(out_dir / f"{stem}.{fmt}", fmt)
     except BaseException:
         for writer in writers.values():
@@ -864,8 +908,8 @@ def _open_writers(out_dir: Path, fmt: str) -> dict[str, _TableWriter]:
 
 def _commit(writers: dict[str, _TableWriter], truth: dict, out_dir: Path) -> dict[str, Path]:
     """Rename the finished tables into place and write ``ground_truth.json`` the same way."""
-    paths = {TABLE_FILES[name]: writer.commit() for name, writer in writers.items()}
-    target = out_dir / f"{TRUTH_FILE}.json"
+    paths = {_TABLE_FILES[name]: writer.commit() for name, writer in writers.items()}
+    target = out_dir / f"{_TRUTH_FILE}.json"
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=out_dir)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -874,5 +918,5 @@ def _commit(writers: dict[str, _TableWriter], truth: dict, out_dir: Path) -> dic
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
-    paths[TRUTH_FILE] = target
+    paths[_TRUTH_FILE] = target
     return paths
