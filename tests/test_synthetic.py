@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from leadscore import synthetic
-from leadscore.synthetic import LIFE_WEEKS, SyntheticFunnel, generate_funnel, generate_to_dir, true_components, write_funnel
+from leadscore.synthetic import (
+    LIFE_WEEKS,
+    SyntheticFunnel,
+    generate_funnel,
+    generate_to_dir,
+    true_components,
+    write_funnel,
+)
 
 N = 2900  # not a whole number of blocks, so a partial block is covered
 SEED = 7
@@ -36,9 +43,8 @@ def assert_same_funnel(actual: SyntheticFunnel, expected: SyntheticFunnel) -> No
     assert actual.truth == expected.truth, "truth dicts differ"
 
 
-def read_back(paths: dict, fmt: str) -> dict[str, pd.DataFrame]:
-    reader = pd.read_parquet if fmt == "parquet" else pd.read_csv
-    return {name: reader(paths[stem]) for name, stem in TABLES.items()}
+def read_parquet_tables(paths: dict) -> dict[str, pd.DataFrame]:
+    return {name: pd.read_parquet(paths[stem]) for name, stem in TABLES.items()}
 
 
 # Reproducibility ------------------------------------------------------------------------------
@@ -52,7 +58,7 @@ def test_different_seeds_give_different_data(funnel):
     other = generate_funnel(N, SEED + 1)
     assert not other.leads.equals(funnel.leads), "leads identical for different seeds"
     assert not other.activities.equals(funnel.activities), "activities identical for different seeds"
-    assert not other.truth_leads["true_fit"].equals(funnel.truth_leads["true_fit"]), "truth identical for different seeds"
+    assert not other.truth_leads["true_fit"].equals(funnel.truth_leads["true_fit"]), "truth same for different seeds"
 
 
 def test_streamed_parquet_equals_in_memory_funnel(funnel, tmp_path):
@@ -60,7 +66,7 @@ def test_streamed_parquet_equals_in_memory_funnel(funnel, tmp_path):
     whole = write_funnel(funnel, tmp_path / "whole")
     assert set(streamed) == set(whole) == {*TABLES.values(), "ground_truth"}, f"unexpected outputs {set(streamed)}"
     for source in (streamed, whole):
-        frames = read_back(source, "parquet")
+        frames = read_parquet_tables(source)
         for name, frame in frames.items():
             pd.testing.assert_frame_equal(frame, getattr(funnel, name), obj=f"{name} read back")
         truth = json.loads(source["ground_truth"].read_text())
@@ -246,7 +252,8 @@ def test_intent_events_precede_conversion_more_than_chance(funnel):
     intent = funnel.activities[funnel.activities["activity_type"].isin(INTENT_TYPES)
                                | (funnel.activities["page"] == "pricing")]
     intent = intent.merge(truth[["lead_id"]].assign(reference=reference), on="lead_id")
-    window = (intent["timestamp"] <= intent["reference"]) & (intent["timestamp"] > intent["reference"] - pd.Timedelta(weeks=4))
+    since = intent["reference"] - pd.Timedelta(weeks=4)
+    window = (intent["timestamp"] <= intent["reference"]) & (intent["timestamp"] > since)
     with_intent = truth["lead_id"].isin(intent.loc[window, "lead_id"])
     share_converted, share_other = with_intent[converted].mean(), with_intent[~converted].mean()
     assert share_converted > 2 * share_other, (

@@ -8,7 +8,8 @@ decayed engagement.
 
 The hidden process
 ------------------
-Every lead lives for ``LIFE_WEEKS`` (26) weeks after its creation, simulated in weekly steps.
+Leads are created uniformly over ``[start, start + days)``, lead ids in creation order. Every lead
+lives for ``LIFE_WEEKS`` (26) weeks after its creation, simulated in weekly steps.
 
 1. **Profile.** Seniority, company size, industry, department, country, lead source and a UTM
    campaign are drawn independently (a "Student" department implies the "Intern" seniority). The
@@ -58,7 +59,8 @@ Ground truth
   activity path (including the events that a conversion then drops): the probability of
   converting within the life that an oracle knowing the path would give.
 
-``truth`` (JSON-serialisable): ``intercept``, ``fit_effects`` ({attribute: {value: effect}}),
+``truth`` (JSON-serialisable): ``generation`` (the arguments), ``intercept``, ``fit_effects``
+({attribute: {value: effect}}, ``utm_campaign`` all 0),
 ``noise_scale``, ``engagement_weights`` and ``engagement_half_life_days``, ``intent_weights`` and
 ``intent_half_life_days`` (activity keys are the activity type, or ``page_view:<page>`` for page
 views), ``engagement_coef`` and ``intent_coef``, ``life_weeks``, ``mql_engagement_threshold``,
@@ -73,7 +75,7 @@ the number of events of the generated data.
 
 Reproducibility
 ---------------
-Leads are simulated in fixed blocks of ``_BLOCK`` leads; block b draws from
+Leads are simulated in fixed blocks of ``_BLOCK`` (1,000) leads; block b draws from
 ``SeedSequence(seed).spawn(...)[b]``, so the data depend only on ``(n_leads, seed, start, days)``
 and never on how many blocks are generated or written at a time.
 """
@@ -164,7 +166,7 @@ def generate_to_dir(
     """Simulate and write a funnel chunk by chunk, keeping memory bounded for millions of leads.
 
     The files hold the same data as ``write_funnel(generate_funnel(n_leads, seed, start, days))``.
-    `chunk_size` leads (rounded up to whole blocks of ``_BLOCK``) are simulated and appended at a
+    `chunk_size` leads (rounded up to whole blocks of 1,000) are simulated and appended at a
     time. Activities are written in global time order: events that a later lead could still
     precede wait in a buffer, which holds about the events of the leads created in the last
     ``LIFE_WEEKS`` weeks.
