@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := data/demo
 
-.PHONY: demo test install install-dev clean
+.PHONY: demo test bench-quality install install-dev clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -31,6 +31,12 @@ demo: install
 
 test: install-dev
 	$(BIN)/python -m pytest
+
+# leadscore against a plain logistic regression, default LightGBM and FLAML AutoML on the real data in
+# ../shared/data (or LEADSCORE_DATA_DIR); writes benchmarks/results/quality.md. Takes about ten minutes.
+bench-quality: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/quality.py
 
 clean:
 	rm -rf $(VENV) data mlflow.db mlartifacts mlruns .pytest_cache

@@ -8,7 +8,7 @@ import pytest
 
 from leadscore.config import parse_config
 
-SYNTHETIC_LEADS = 6000
+SYNTHETIC_LEADS = 10000
 SYNTHETIC_SEED = 11
 
 
@@ -39,7 +39,7 @@ def demo_config(data_dir: Path, **overrides) -> dict:
 
     raw = yaml.safe_load((Path(__file__).parents[1] / "configs" / "demo.yaml").read_text())
     raw["data"]["path"] = str(data_dir)
-    raw["event_log"]["snapshots"] = {"first": "2025-03-01", "last": "2027-01-01", "every_days": 56}
+    raw["event_log"]["snapshots"] = {"first": "2025-03-01", "last": "2027-01-01", "every_days": 28}
     raw["model"]["lightgbm"] = {"n_estimators": 300, "learning_rate": 0.08}
     for section, values in overrides.items():
         raw.setdefault(section, {}).update(values)
@@ -75,5 +75,7 @@ def snapshot_config(path, **data_overrides) -> dict:
         "data": {"form": "snapshot", "path": str(path), "label_column": "converted", "time_column": "created_at",
                  **data_overrides},
         "model": {"min_conversions": 20, "lightgbm": {"n_estimators": 100}},
+        "groups": {"fit": ["company_size"], "engagement": ["visits"]},
+        "cutoffs": {"sql": {"policy": "top_fraction", "fraction": 0.1}},
         "points_baseline": [{"column": "visits", "op": ">=", "value": 4, "points": 20}],
     }

@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from leadscore.config import load_config
@@ -31,3 +32,10 @@ def test_bank_config_trains_out_of_time_without_the_leaky_column(bank_config):
     assert metrics["leadscore"]["roc_auc"] > 0.55, "the model ranks better than chance out of time"
     assert metrics["leadscore"]["log_loss"] < metrics["baseline_logistic"]["log_loss"], \
         "calibrated on the later window, it must beat the plain logistic regression's log loss"
+
+    rows = pd.read_csv(BANK, sep=";", nrows=200)
+    out = result.scorer.predict(rows)
+    assert len(out) == len(rows) and out["row_number"].tolist() == list(range(1, 201)), "one row per lead, by row number"
+    for column in ("p_convert", "score", "fit_score", "engagement_score", "grade", "is_mql", "is_sql"):
+        assert out[column].notna().all(), f"{column} is filled"
+    assert out["stage_score"].isna().all() and out["stage"].isna().all(), "no stage columns configured: absent"

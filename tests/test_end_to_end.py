@@ -75,6 +75,14 @@ def test_full_flow(trained_store, synthetic_dir, fresh_batch, capsys):
     assert (scores["model_version"].astype(str) == str(second.version)).all(), "output names the model version"
     assert {"model_name", "scored_at", "lead_status"} <= set(scores.columns), "provenance columns are present"
 
+    # And an exported bundle scores the same, offline, from a local folder.
+    cli("export", "--model", "models:/leadscore@champion", "--out", store / "models")
+    bundle = store / "models" / f"leadscore-v{second.version}"
+    assert (bundle / "MLmodel").exists(), "the bundle is an MLflow model folder"
+    local = store / "local_scores.csv"
+    cli("score", "--model", bundle, "--input", fresh_batch, "--as-of", AS_OF, "--output", local)
+    pd.testing.assert_series_equal(pd.read_csv(local)["p_convert"], scores["p_convert"])
+
     # And the scores rank leads by their true (hidden) conversion propensity at the scoring time.
     truth = pd.read_json(fresh_batch / "ground_truth.json", typ="series").to_dict()
     activities = pd.read_parquet(fresh_batch / "activities.parquet")

@@ -1,4 +1,4 @@
-"""`leadscore` command line: generate, train, promote, score.
+"""`leadscore` command line: generate, train, promote, export, score.
 
 Exit codes: 0 success, 2 bad usage, 3 bad config, 4 bad input data, 5 tracking server or registry
 failure, 1 internal error (a bug: please report it with the message).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -37,6 +38,8 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _training_summary(result) -> str:
+    from leadscore.config import PointsCutoffs
+
     split = result.split
     lines = [
         f"model: {result.winner.name}, calibration: {result.winner.calibration_method}, split: {split.method} "
@@ -45,10 +48,22 @@ def _training_summary(result) -> str:
         f"{'test window':<22}{'roc_auc':>9}{'pr_auc':>9}{'brier':>9}{'log_loss':>10}{'ece':>8}{'lift@10%':>10}",
     ]
     for name, m in result.metrics.items():
-        lines.append(
-            f"{name:<22}{m['roc_auc']:>9.4f}{m['pr_auc']:>9.4f}{m['brier']:>9.4f}{m['log_loss']:>10.4f}"
-            f"{m['ece']:>8.4f}{m['top_decile_lift']:>10.2f}"
-        )
+        values = [m.get(key, float("nan")) for key in ("roc_auc", "pr_auc", "brier", "log_loss", "ece", "top_decile_lift")]
+        lines.append(f"{name:<22}" + "".join(f"{v:>{w}.{d}f}" for v, w, d in zip(values, (9, 9, 9, 10, 8, 10), (4,) * 5 + (2,))))
+    cutoffs = result.scorer.cutoffs
+    if isinstance(cutoffs, PointsCutoffs):
+        lines.append(f"points fallback: MQL at {cutoffs.mql:g} points, SQL at {cutoffs.sql:g} points; p_convert is "
+                     "missing until there are enough conversions to learn from")
+    elif cutoffs is not None:
+        lines.append(f"cutoffs: MQL p >= {cutoffs.mql:.4f} (score {cutoffs.mql_points:g}; {cutoffs.mql_policy}), "
+                     f"SQL p >= {cutoffs.sql:.4f} (score {cutoffs.sql_points:g}; {cutoffs.sql_policy})")
+        lines.extend(f"  note: {note}" for note in cutoffs.notes)
+        lines.append(result.tables["cutoff_bands"].to_string(index=False, float_format="{:.3f}".format))
+    if getattr(result.scorer, "dimensions", None) is not None:
+        for name, reason in result.scorer.dimensions.absent.items():
+            lines.append(f"dimension {name}: absent ({reason})")
+    if "stage_timing" in result.tables:
+        lines.append(result.tables["stage_timing"].to_string(index=False, float_format="{:.1f}".format))
     return "\n".join(lines)
 
 
@@ -64,18 +79,73 @@ def _promote(args: argparse.Namespace) -> None:
     print(promote(name, metric, force=args.force))
 
 
-def _score(args: argparse.Namespace) -> None:
-    from leadscore.scoring import STATUS_COLUMN, score_file
+def _export(args: argparse.Namespace) -> None:
+    from leadscore.tracking import export_model
 
-    report = score_file(args.model, args.input, args.output, as_of=args.as_of)
-    print(f"scored {report.rows} leads with {report.model_name} version {report.model_version} -> {report.output}")
-    if args.top:
-        scores = report.scores
-        if STATUS_COLUMN in scores.columns:
-            scores = scores[scores[STATUS_COLUMN] == "open"]
-        top = scores.sort_values("p_convert", ascending=False).head(args.top)
-        print(f"top {len(top)} open leads:" if STATUS_COLUMN in report.scores.columns else f"top {len(top)} leads:")
-        print(top.drop(columns=["model_name", "model_version", "scored_at"]).to_string(index=False, float_format="{:.4f}".format))
+    print(f"exported {args.model} to {export_model(args.model, args.out)}")
+
+
+def _score(args: argparse.Namespace) -> None:
+    from leadscore.scoring import PROVENANCE_COLUMNS, STATUS_COLUMN, score_file, scoring_settings
+
+    settings = scoring_settings(
+        args.config, engine=args.engine, chunk_rows=args.chunk_rows, max_reject_share=args.max_reject_share,
+        drift_threshold=args.drift_threshold, spark_master=args.spark_master, reasons=args.reasons,
+    )
+    # A scheduler stops a job with SIGTERM: unwind as for Ctrl-C, so that no temporary file is left behind.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        report = score_file(args.model, args.input, args.output, as_of=args.as_of, settings=settings,
+                            rejects_path=args.rejects, top=args.top)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(report.summary())
+    if report.top is not None:
+        print(f"top {len(report.top)} open leads:" if STATUS_COLUMN in report.top.columns else f"top {len(report.top)} leads:")
+        shown = report.top.drop(columns=[*PROVENANCE_COLUMNS, STATUS_COLUMN, "reasons"], errors="ignore")
+        print(shown.to_string(index=False, float_format="{:.4f}".format))
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _explain(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from leadscore.errors import InputError
+    from leadscore.explain import describe_lead
+    from leadscore.tracking import load_model
+
+    scorer = load_model(args.model).scorer
+    lead = _lead_features(scorer, Path(args.input), args.lead, args.as_of)
+    if lead.empty:
+        raise InputError(f"lead '{args.lead}' is not in {args.input}", column=scorer.id_column,
+                         fix="give the id of a lead in the input")
+    print(describe_lead(scorer, lead))
+
+
+def _lead_features(scorer, path, lead_id: str, as_of: str | None):
+    """The input rows of one lead: from a snapshot table, or its features in an event log as of `as_of`."""
+    import pandas as pd
+
+    from leadscore.features import features_as_of, load_event_log
+    from leadscore.io import read_table
+
+    if not path.is_dir():
+        frame = read_table(path)
+        if scorer.id_column not in frame.columns:  # tables without ids are numbered from 1, as in scoring
+            frame = scorer.validate(frame)
+        return frame[frame[scorer.id_column].astype(str) == lead_id].reset_index(drop=True)
+    layout = scorer.event_spec.layout
+    log = load_event_log(path, layout, with_outcomes=False)
+    if as_of:
+        moment = pd.Timestamp(as_of)
+        moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+    else:  # as the scoring job does: just after the last recorded activity
+        moment = log.activities[layout.timestamp_column].max() + pd.Timedelta(seconds=1)
+    leads = log.leads[log.leads[layout.id_column].astype(str) == lead_id]
+    return features_as_of(leads, log.activities, moment, scorer.event_spec)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,12 +173,35 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--force", action="store_true", help="promote without comparing")
     pr.set_defaults(run=_promote)
 
+    ex = commands.add_parser("export", help="copy a registered model into a local folder (default models/)")
+    ex.add_argument("--model", default="models:/leadscore@champion")
+    ex.add_argument("--out", default="models", help="parent folder of the bundle")
+    ex.set_defaults(run=_export)
+
+    xp = commands.add_parser("explain", help="print one lead's scores and the reasons behind them")
+    xp.add_argument("--model", default="models:/leadscore@champion")
+    xp.add_argument("--input", required=True, help="CSV/Parquet snapshot table, or event-log folder")
+    xp.add_argument("--lead", required=True, help="the lead's id (the row number for tables without ids)")
+    xp.add_argument("--as-of", help="event log only: explain as of this time (default: just after the last event)")
+    xp.set_defaults(run=_explain)
+
     sc = commands.add_parser("score", help="score a snapshot file or event-log folder")
     sc.add_argument("--model", default="models:/leadscore@champion")
     sc.add_argument("--input", required=True, help="CSV/Parquet snapshot table, or event-log folder")
     sc.add_argument("--output", required=True, help="CSV or Parquet file, written atomically")
     sc.add_argument("--as-of", help="event log only: score as of this time (default: just after the last event)")
     sc.add_argument("--top", type=int, default=0, help="print the N highest-scoring leads")
+    sc.add_argument("--rejects", help="where to list rejected rows (default: <output stem>.rejects.csv)")
+    sc.add_argument("--config", help="take defaults for the options below from this config's 'scoring' section")
+    sc.add_argument("--engine", choices=["pandas", "spark"], help="pandas (default): stream on this machine; "
+                    "spark: mlflow.pyfunc.spark_udf (pip install 'leadscore[spark]')")
+    sc.add_argument("--max-reject-share", type=float, help="fail without publishing scores above this share of "
+                    "rejected rows (default 0.01)")
+    sc.add_argument("--chunk-rows", type=int, help="pandas engine: rows per chunk (default 100000)")
+    sc.add_argument("--drift-threshold", type=float, help="warn when a population stability index exceeds this (default 0.2)")
+    sc.add_argument("--spark-master", help="Spark master URL (default: $LEADSCORE_SPARK_MASTER, the config, local[*])")
+    sc.add_argument("--no-reasons", dest="reasons", action="store_const", const=False,
+                    help="leave out the reason columns (faster)")
     sc.set_defaults(run=_score)
     return parser
 

@@ -12,7 +12,7 @@ import os
 import re
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -35,6 +35,10 @@ class DataConfig(_Strict):
     time_column: str | None = Field(None, description="snapshot form: when the row was observed, for out-of-time splits")
     personal_columns: list[str] = Field(default_factory=list, description="never used as features nor logged")
     exclude_columns: list[str] = Field(default_factory=list, description="never used as features (e.g. known only after contact)")
+    post_outcome_columns: list[str] = Field(
+        default_factory=list,
+        description="known only after the outcome (names or shell patterns): the leakage guard flags any still used as a feature",
+    )
     na_values: list[str] = Field(default_factory=list, description="strings that mean 'missing', e.g. 'unknown'")
     csv_separator: str = ","
 
@@ -134,6 +138,9 @@ class ModelConfig(_Strict):
     logistic_c: float = Field(1.0, gt=0, description="inverse L2 strength of the logistic regression")
     calibration: Literal["auto", "isotonic", "sigmoid"] = "auto"
     min_conversions: int = Field(120, ge=1, description="training stops with fewer conversions than this")
+    fallback: Literal["none", "points"] = Field(
+        "none", description="with too few conversions: 'points' scores the hand-set rules instead of stopping"
+    )
     min_category_count: int = Field(5, ge=1, description="rarer categories are treated as missing")
 
 
@@ -146,12 +153,154 @@ class PointsRule(_Strict):
     points: float
 
 
+class StageConfig(_Strict):
+    """Buying stage: readiness to convert soon, read from intent signals."""
+
+    horizon_days: int = Field(14, gt=0, description="event log: the stage model predicts conversion within this many days")
+    consideration_lift: float = Field(1.0, gt=0, description="stage probability at least this multiple of the average")
+    decision_lift: float = Field(4.0, gt=0, description="stage probability at least this multiple of the average")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StageConfig:
+        if self.decision_lift <= self.consideration_lift:
+            raise ValueError("stage.decision_lift must be above stage.consideration_lift")
+        return self
+
+
+class MinConversionRate(_Strict):
+    """Lowest cutoff where conversion above it is at least `conversion_rate` with `confidence` (one-sided)."""
+
+    policy: Literal["min_conversion_rate"]
+    conversion_rate: float = Field(gt=0, lt=1)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+
+
+class KeepConversions(_Strict):
+    """Highest cutoff that keeps at least `recall` of all eventual conversions above it."""
+
+    policy: Literal["recall"]
+    recall: float = Field(gt=0, le=1)
+
+
+class Capacity(_Strict):
+    """Highest-scoring `leads_per_week` out of `weekly_volume` leads scored per week."""
+
+    policy: Literal["capacity"]
+    leads_per_week: int = Field(gt=0)
+    weekly_volume: int = Field(gt=0)
+
+
+class TopFraction(_Strict):
+    """The top `fraction` of leads by probability."""
+
+    policy: Literal["top_fraction"]
+    fraction: float = Field(gt=0, le=1)
+
+
+CutoffPolicy = Annotated[MinConversionRate | KeepConversions | Capacity | TopFraction, Field(discriminator="policy")]
+
+
+class CutoffsConfig(_Strict):
+    """How the MQL and SQL cutoffs are chosen, on the calibration window."""
+
+    mql: CutoffPolicy = Field(default_factory=lambda: KeepConversions(policy="recall", recall=0.8))
+    sql: CutoffPolicy = Field(
+        default_factory=lambda: MinConversionRate(policy="min_conversion_rate", conversion_rate=0.4, confidence=0.95)
+    )
+
+
+class PointsCutoffs(_Strict):
+    """Points fallback: the classic hand-set thresholds on the 0-100 points scale."""
+
+    mql: float = Field(40, ge=0, le=100)
+    sql: float = Field(70, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PointsCutoffs:
+        if self.mql > self.sql:
+            raise ValueError("points_cutoffs.mql must not be above points_cutoffs.sql")
+        return self
+
+
+class ReasonTemplate(_Strict):
+    """A field's reason text (see `leadscore.reasons` for placeholders such as `{value}` and `{days_since:ago}`)."""
+
+    positive: str | None = Field(None, description="when the field raises the score; default '{field}: {value}'")
+    negative: str | None = Field(None, description="when the field lowers the score; default as positive")
+    missing: str | None = Field(None, description="when the value is missing (a signal: no such activity yet)")
+    values: dict[str, str] = Field(default_factory=dict, description="words for raw values, e.g. {'999': 'never'}")
+
+    @field_validator("positive", "negative", "missing")
+    @classmethod
+    def _parses(cls, text: str | None) -> str | None:
+        return None if text is None else _check_reason_text(text)
+
+
+class ReasonsConfig(_Strict):
+    """Per-lead reasons: how many, how long, and their plain-language text."""
+
+    top_k: int = Field(3, ge=1, le=10, description="strongest positive and strongest negative reasons kept per lead")
+    max_chars: int = Field(80, ge=24, le=1000, description="longest reason_i text, to fit a CRM field")
+    templates: dict[str, str | ReasonTemplate] = Field(
+        default_factory=dict,
+        description="by field (a column or an activity signal) or shell pattern; a plain string serves both signs",
+    )
+    combine: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="one reason from several columns (names or shell patterns), e.g. indicators that move together",
+    )
+
+    @field_validator("templates")
+    @classmethod
+    def _plain_strings_parse(cls, templates: dict) -> dict:
+        for text in templates.values():
+            if isinstance(text, str):
+                _check_reason_text(text)
+        return templates
+
+
+def _check_reason_text(text: str) -> str:
+    """Template syntax and placeholder names; whether a field offers them is checked when a model is trained."""
+    from leadscore.reasons import PLACEHOLDERS, template_placeholders
+
+    unknown = sorted({name for name, _ in template_placeholders(text)} - set(PLACEHOLDERS))
+    if unknown:
+        raise ValueError(f"unknown placeholders {unknown} in {text!r}; known: {list(PLACEHOLDERS)}")
+    return text
+
+
+class LeakageConfig(_Strict):
+    """The leakage guard, run on the training table before any fitting (see `leadscore.leakage`)."""
+
+    strict: bool = Field(False, description="refuse to train when a column is flagged, instead of warning")
+    allow_columns: list[str] = Field(
+        default_factory=list, description="reviewed columns known at scoring time (names or shell patterns): not flagged"
+    )
+    max_single_auc: float = Field(0.9, gt=0.5, le=1, description="flag a column whose ROC AUC alone reaches this")
+    min_segment_share: float = Field(
+        0.05, gt=0, le=1, description="flag a column with a value range holding this share of one class and none of the other"
+    )
+    absent_ratio: float = Field(0.02, ge=0, lt=1, description="'none' means at most this share of the count the base rate predicts")
+    min_expected: float = Field(10, gt=0, description="judge a value range only where the base rate predicts this many rows")
+
+
 class TrackingConfig(_Strict):
     """MLflow names; the tracking URI comes from MLFLOW_TRACKING_URI, never from here."""
 
     experiment: str = "leadscore"
     registered_model: str = "leadscore"
     promote_metric: Literal["log_loss", "roc_auc", "pr_auc", "brier"] = "log_loss"
+
+
+class ScoringConfig(_Strict):
+    """The batch scoring job (`leadscore score`); its command-line options override these."""
+
+    engine: Literal["pandas", "spark"] = "pandas"
+    chunk_rows: int = Field(100_000, gt=0, description="pandas engine: leads read, scored and written at a time")
+    max_reject_share: float = Field(0.01, ge=0, le=1, description="fail without publishing scores above this share of rejected rows")
+    drift_threshold: float = Field(0.2, gt=0, description="population stability index above which a column is reported as drifted")
+    reasons: bool = Field(True, description="write each lead's reasons; false leaves those columns out (faster)")
+    spark_master: str | None = Field(None, description="Spark master URL (LEADSCORE_SPARK_MASTER overrides it); default local[*]")
 
 
 class Config(_Strict):
@@ -162,14 +311,22 @@ class Config(_Strict):
     groups: FeatureGroups = Field(default_factory=FeatureGroups)
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    stage: StageConfig = Field(default_factory=StageConfig)
+    cutoffs: CutoffsConfig = Field(default_factory=CutoffsConfig)
     points_baseline: list[PointsRule] = Field(default_factory=list)
+    points_cutoffs: PointsCutoffs = Field(default_factory=PointsCutoffs)
+    reasons: ReasonsConfig = Field(default_factory=ReasonsConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    leakage: LeakageConfig = Field(default_factory=LeakageConfig)
 
     @model_validator(mode="after")
     def _form_has_its_section(self) -> Config:
         if self.data.form == "event_log":
             if self.event_log is None:
                 raise ValueError("data.form is event_log but the event_log section is missing")
+            if self.stage.horizon_days > self.event_log.horizon_days:
+                raise ValueError("stage.horizon_days must not exceed event_log.horizon_days")
         else:
             if self.data.label_column is None:
                 raise ValueError("data.form is snapshot but data.label_column is not set")

@@ -45,15 +45,18 @@ def load_training_table(cfg: Config) -> TrainingTable:
     """Read, validate and shape the training data described by `cfg`."""
     table = _from_event_log(cfg) if cfg.data.form == "event_log" else _from_snapshot(cfg)
     numeric = [c for c in table.feature_columns if pd.api.types.is_numeric_dtype(table.frame[c])]
-    table = replace(table, frame=validate_numeric(table.frame, numeric, "the training table"))
-    if table.conversions < cfg.model.min_conversions:
-        raise InputError(
-            f"only {table.conversions} conversions in {len(table.frame)} rows, fewer than the "
-            f"{cfg.model.min_conversions} needed to learn a reliable model",
-            column=table.label_column,
-            fix="add more history, or lower model.min_conversions if you accept a noisier model",
-        )
-    return table
+    return replace(table, frame=validate_numeric(table.frame, numeric, "the training table"))
+
+
+def too_few_conversions(table: TrainingTable, minimum: int) -> InputError:
+    """The error for a table with fewer conversions than `minimum`."""
+    return InputError(
+        f"only {table.conversions} conversions in {len(table.frame)} rows, fewer than the "
+        f"{minimum} needed to learn a reliable model",
+        column=table.label_column,
+        fix="add more history, lower model.min_conversions if you accept a noisier model, "
+        "or set model.fallback: points to score with the hand-set rules until there is enough data",
+    )
 
 
 def _from_snapshot(cfg: Config) -> TrainingTable:

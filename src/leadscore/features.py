@@ -23,6 +23,7 @@ from leadscore.validation import check_ids, parse_timestamps, require_columns, r
 
 SNAPSHOT_COLUMN = "snapshot_at"
 LABEL_COLUMN = "converted"
+DAYS_TO_CONVERSION = "days_to_conversion"  # label-side information: never a feature
 _DAY = pd.Timedelta(days=1)
 
 
@@ -197,6 +198,7 @@ def training_rows(log: EventLog, spec: EventFeatureSpec, log_cfg: EventLogConfig
         frame = features_as_of(log.leads[open_now], log.activities, as_of, spec)
         converts = conversion[open_now]
         frame[LABEL_COLUMN] = ((converts >= as_of) & (converts < as_of + horizon)).fillna(False).astype("int8").to_numpy()
+        frame[DAYS_TO_CONVERSION] = ((converts - as_of) / _DAY).to_numpy(dtype="float64", na_value=np.nan)
         frame[SNAPSHOT_COLUMN] = as_of
         rows.append(frame)
     if not rows:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -54,23 +55,30 @@ def find_table(folder: Path, stem: str) -> Path:
     )
 
 
-def write_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp)` on a temporary file beside `path`, then rename it over `path`.
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """A temporary file beside `path` to write; renamed over `path` when the block ends without error.
 
     The rename is atomic on one file system, so readers see either the old file or the whole new
-    one, and a failed job leaves the previous output untouched and no partial file behind.
+    one, and a failed or interrupted job leaves the previous output untouched and no partial file behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    # Created like any new file (mode 666 less the umask), so the published output is as readable as before.
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
-        write(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return path
+
+
+def write_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it over `path` (see `atomic_output`)."""
+    with atomic_output(path) as tmp:
+        write(tmp)
+    return Path(path)
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:

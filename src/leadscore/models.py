@@ -4,6 +4,10 @@ Both candidates are scikit-learn pipelines that start from the raw feature frame
 on the calibration window; the calibration method (sigmoid or isotonic) and the winning candidate
 are chosen by out-of-fold log loss *within* the calibration window, so the choice never sees the test
 window and a calibrator is never scored on the rows it was fitted on.
+
+The winner is then refitted on the training and calibration windows together (`refit_winner`): the
+calibration window holds the latest labelled rows before the test window, and a model that never learns
+from them misses whatever changed lately (new campaigns, a new kind of lead, a new conversion level).
 """
 
 from __future__ import annotations
@@ -13,14 +17,14 @@ from dataclasses import dataclass
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import GroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.utils.metaestimators import available_if
@@ -36,7 +40,7 @@ class Candidate:
     """One calibrated candidate and how it did on the calibration window."""
 
     name: str
-    classifier: CalibratedClassifierCV
+    classifier: CalibratedClassifierCV | None  # None for the points fallback, which is not a classifier
     calibration_method: str
     calibration_log_loss: float
     details: dict
@@ -57,24 +61,26 @@ def fit_candidates(train: pd.DataFrame, y_train: np.ndarray, validation_order: n
     return fitted
 
 
-def lightgbm_classifier(cfg: LightGBMConfig, n_estimators: int, seed: int) -> lgb.LGBMClassifier:
-    """A deterministic LightGBM classifier with the configured parameters."""
+def lightgbm_classifier(cfg: LightGBMConfig, n_estimators: int, seed: int, **extra) -> lgb.LGBMClassifier:
+    """A deterministic LightGBM classifier with the configured parameters (plus `extra` ones)."""
     return lgb.LGBMClassifier(
         n_estimators=n_estimators, learning_rate=cfg.learning_rate, num_leaves=cfg.num_leaves,
         min_child_samples=cfg.min_child_samples, subsample=cfg.subsample, subsample_freq=1,
         colsample_bytree=cfg.colsample_bytree, reg_lambda=cfg.reg_lambda, random_state=seed,
-        deterministic=True, force_row_wise=True, verbose=-1,
+        deterministic=True, force_row_wise=True, verbose=-1, **extra,
     )
 
 
-def fit_lightgbm(X, y, validation_order, cfg: LightGBMConfig, seed: int, min_category_count: int) -> Pipeline:
-    """LightGBM on native categoricals, with the tree count found by early stopping."""
+def fit_lightgbm(X, y, validation_order, cfg: LightGBMConfig, seed: int, min_category_count: int, **extra) -> Pipeline:
+    """LightGBM on native categoricals, with the tree count found by early stopping.
+
+    `extra` goes to LightGBM as it is (e.g. `monotone_constraints`)."""
     encoder = FrameEncoder(min_category_count).fit(X)
     encoded = encoder.transform(X)
     n_validation = max(1, int(len(X) * cfg.validation_fraction))
     is_validation = np.zeros(len(X), dtype=bool)
     is_validation[np.argsort(validation_order, kind="stable")[-n_validation:]] = True
-    probe = lightgbm_classifier(cfg, cfg.n_estimators, seed)
+    probe = lightgbm_classifier(cfg, cfg.n_estimators, seed, **extra)
     if len(np.unique(y[is_validation])) == 2:
         probe.fit(
             encoded[~is_validation], y[~is_validation],
@@ -84,7 +90,7 @@ def fit_lightgbm(X, y, validation_order, cfg: LightGBMConfig, seed: int, min_cat
         n_trees = max(1, probe.best_iteration_ or cfg.n_estimators)
     else:  # too few conversions in the validation slice to stop early: keep the configured bound
         n_trees = cfg.n_estimators
-    model = lightgbm_classifier(cfg, n_trees, seed).fit(encoded, y)
+    model = lightgbm_classifier(cfg, n_trees, seed, **extra).fit(encoded, y)
     return Pipeline([("encode", encoder), ("model", model)])
 
 
@@ -183,3 +189,58 @@ def run_tournament(fitted: dict[str, Pipeline], X_cal, y_cal, cfg: ModelConfig) 
         candidates.append(Candidate(name, classifier, method, loss, details))
     winner = min(candidates, key=lambda c: c.calibration_log_loss)
     return winner, candidates
+
+
+_REFIT_FOLDS = 3
+
+
+@dataclass(frozen=True)
+class Refit:
+    """The tournament winner refitted on the training and calibration windows together."""
+
+    candidate: Candidate  # the refitted model with its calibration; details gain `refit_rows`
+    model: Pipeline  # the refitted model before calibration
+    p_calibration: np.ndarray  # calibrated out-of-fold probabilities of the calibration window's rows
+
+
+def refit_winner(winner: Candidate, model: Pipeline, X_train: pd.DataFrame, y_train: np.ndarray,
+                 X_cal: pd.DataFrame, y_cal: np.ndarray, cfg: ModelConfig, groups: np.ndarray | None = None) -> Refit:
+    """Refit the winner's model (same settings, e.g. LightGBM's tree count) on the training and calibration windows.
+
+    Its calibrator (the winner's method) is fitted on out-of-fold scores of the calibration window: the
+    window is cut into folds (rows of one lead, as given by `groups`, stay in one fold, so that a lead's
+    other snapshots cannot tell its label), and each fold is scored by a model fitted on everything else. Those scores
+    look like the refitted model's scores of new leads, where its own scores of rows it learned from
+    would be too confident. The out-of-fold probabilities are returned too, for anything else chosen on
+    the calibration window (the cutoffs).
+    """
+    refitted = clone(model).fit(pd.concat([X_train, X_cal]), np.concatenate([y_train, y_cal]))
+    scores = _held_out_scores(model, X_train, y_train, X_cal, y_cal, groups, cfg.seed)
+    response = "decision_function" if hasattr(model, "decision_function") else "predict_proba"
+    stand_in = FrozenEstimator(_PrecomputedScores(response).fit(scores, y_cal))
+    calibrator = CalibratedClassifierCV(stand_in, method=winner.calibration_method).fit(scores, y_cal)
+    classifier = CalibratedClassifierCV(FrozenEstimator(refitted), method=winner.calibration_method).fit(X_cal, y_cal)
+    # Fitted on X_cal, the calibrator above saw the refitted model's own (in-sample) scores; it is
+    # replaced by the one fitted on out-of-fold scores, which maps the same kind of raw output.
+    classifier.calibrated_classifiers_[0].calibrators[0] = calibrator.calibrated_classifiers_[0].calibrators[0]
+    p_calibration = calibrator.predict_proba(scores)[:, 1]
+    loss = float(log_loss(y_cal, np.clip(p_calibration, _EPS, 1 - _EPS), labels=[0, 1]))
+    candidate = Candidate(winner.name, classifier, winner.calibration_method, loss,
+                          {**winner.details, "refit_rows": len(y_train) + len(y_cal)})
+    return Refit(candidate, refitted, p_calibration)
+
+
+def _held_out_scores(model: Pipeline, X_train, y_train, X_cal, y_cal, groups, seed: int) -> np.ndarray:
+    """Raw scores of each calibration row by a clone of `model` fitted on the training window and the other folds."""
+    n_splits = max(2, min(_REFIT_FOLDS, int(np.bincount(y_cal).min())))
+    if groups is not None and len(np.unique(groups)) < len(groups):
+        folds = GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(X_cal, y_cal, groups)
+    else:
+        folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(X_cal, y_cal)
+    scores = np.empty(len(y_cal))
+    for fit_rows, held_rows in folds:
+        fold_model = clone(model).fit(pd.concat([X_train, X_cal.iloc[fit_rows]]), np.concatenate([y_train, y_cal[fit_rows]]))
+        held = X_cal.iloc[held_rows]
+        scores[held_rows] = (fold_model.decision_function(held) if hasattr(fold_model, "decision_function")
+                             else fold_model.predict_proba(held)[:, 1])
+    return scores.reshape(-1, 1)

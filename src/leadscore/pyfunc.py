@@ -19,4 +19,9 @@ class LeadScorerModel(mlflow.pyfunc.PythonModel):
         self.scorer = scorer
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        return self.scorer.predict(model_input)
+        """Scores with reasons; `params={"reasons": False}` leaves the reason columns out (faster)."""
+        wants_reasons = True if params is None else bool(params.get("reasons", True))
+        # A scorer without an explainer (the points fallback) has no reasons to leave out.
+        if wants_reasons or getattr(self.scorer, "explainer", None) is None:
+            return self.scorer.predict(model_input)
+        return self.scorer.predict(model_input, reasons=False)

@@ -8,11 +8,16 @@ Output columns:
 - `p_convert`: calibrated probability that the lead converts within the training horizon.
 - `score`: `100 * p_convert`, rounded to one decimal. A score of 30 means "about 30 in 100 leads like
   this one convert": the number keeps its meaning in conversion terms, unlike hand-set points.
+- `fit_score`, `engagement_score`, `stage_score`, `stage`, `grade`: see `leadscore.dimensions`.
+- `is_mql`, `is_sql`: `p_convert` at or above the cutoffs chosen by policy (see `leadscore.cutoffs`).
+- `reasons` (JSON), `reason_1` ... `reason_k`: each lead's strongest reasons in score points (see
+  `leadscore.explain`); `predict(frame, reasons=False)` leaves them out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,6 +27,12 @@ from leadscore.encoding import FrameEncoder
 from leadscore.errors import InputError
 from leadscore.features import EventFeatureSpec
 from leadscore.validation import check_ids, require_columns, validate_numeric
+
+if TYPE_CHECKING:
+    from leadscore.cutoffs import Cutoffs
+    from leadscore.dimensions import DimensionScorer
+    from leadscore.drift import DriftReference
+    from leadscore.explain import Explainer
 
 ROW_ID = "row_number"
 SCORE_SCALE = 100.0
@@ -33,25 +44,24 @@ def probability_to_score(p: np.ndarray) -> np.ndarray:
     return np.round(SCORE_SCALE * np.asarray(p, dtype="float64"), 1)
 
 
-@dataclass
-class LeadScorer:
-    """A calibrated conversion model with its input contract and provenance."""
+class ScoringContract:
+    """Input checks shared by every scorer: needs `id_column`, `feature_columns` and `numeric_columns`."""
 
-    classifier: CalibratedClassifierCV
-    encoder: FrameEncoder
     id_column: str
     feature_columns: list[str]
-    event_spec: EventFeatureSpec | None = None
-    metadata: dict = field(default_factory=dict)
+    na_values: tuple[str, ...] = ()  # the training data's placeholders for "missing", applied again at scoring
 
     @property
     def numeric_columns(self) -> list[str]:
-        return list(self.encoder.numeric_columns_)
+        raise NotImplementedError
 
     def validate(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Check a frame against the scoring contract and return it with typed feature columns."""
         if frame.empty:
             raise InputError("no leads to score", fix="give at least one row")
+        if self.na_values:
+            present = [c for c in self.feature_columns if c in frame.columns]
+            frame = frame.assign(**{c: frame[c].replace(list(self.na_values), np.nan) for c in present})
         if self.id_column == ROW_ID and ROW_ID not in frame.columns:
             frame = frame.assign(**{ROW_ID: np.arange(1, len(frame) + 1)})
         require_columns(frame, [self.id_column], "the leads to score", "give every lead its id column")
@@ -64,19 +74,48 @@ class LeadScorer:
         require_columns(frame, self.feature_columns, "the leads to score", fix)
         return validate_numeric(frame, self.numeric_columns, "the leads to score")
 
+
+@dataclass
+class LeadScorer(ScoringContract):
+    """A calibrated conversion model with its input contract and provenance."""
+
+    classifier: CalibratedClassifierCV
+    encoder: FrameEncoder
+    id_column: str
+    feature_columns: list[str]
+    event_spec: EventFeatureSpec | None = None
+    metadata: dict = field(default_factory=dict)
+    dimensions: DimensionScorer | None = None
+    cutoffs: Cutoffs | None = None
+    reference: DriftReference | None = None  # input and score distributions at training, for drift reports
+    explainer: Explainer | None = None  # exact contributions and reason texts of `classifier`
+    na_values: tuple[str, ...] = ()
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        return list(self.encoder.numeric_columns_)
+
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated conversion probabilities for validated feature rows (ids not required)."""
         return self.classifier.predict_proba(features[self.feature_columns])[:, 1]
 
-    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def predict(self, frame: pd.DataFrame, *, reasons: bool = True) -> pd.DataFrame:
         """Score leads: one output row per input row, in input order."""
         valid = self.validate(frame)
         p = self.predict_proba(valid)
-        return pd.DataFrame({
+        out = pd.DataFrame({
             self.id_column: valid[self.id_column].to_numpy(),
             "p_convert": p,
             "score": probability_to_score(p),
         })
+        if self.dimensions is not None:
+            out = pd.concat([out, self.dimensions.score(valid)], axis=1)
+        if self.cutoffs is not None:
+            out["is_mql"] = p >= self.cutoffs.mql
+            out["is_sql"] = p >= self.cutoffs.sql
+        if reasons and self.explainer is not None:
+            out = pd.concat([out, self.explainer.reasons(valid, p)], axis=1)
+        return out
 
     def unseen_categories(self, frame: pd.DataFrame) -> dict[str, int]:
         """How many values per categorical column were never seen in training (scored as missing)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -27,9 +28,11 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from leadscore import __version__
-from leadscore.config import Config
+from leadscore.config import Config, PointsCutoffs
+from leadscore.cutoffs import Cutoffs
 from leadscore.errors import TrackingError
 from leadscore.evaluation import probability_metrics
+from leadscore.importance import write_global_explanations
 from leadscore.pyfunc import LeadScorerModel
 from leadscore.scorer import LeadScorer
 from leadscore.training import TrainingResult
@@ -138,7 +141,8 @@ def _signature(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:
     """Input columns are declared without a type: the scorer's own validation checks types and
     names the offending rows, where MLflow's would reject an integer column declared as double."""
     inputs = Schema([ColSpec(AnyType(), str(column)) for column in example.columns])
-    return ModelSignature(inputs=inputs, outputs=infer_signature(example, output).outputs)
+    inferred = infer_signature(example, output, params={"reasons": True})
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs, params=inferred.params)
 
 
 def _flatten(prefix: str, value, out: dict) -> dict:
@@ -168,6 +172,7 @@ def _log_params_and_metrics(result: TrainingResult, cfg: Config) -> None:
         metrics[f"{window}_conversions"] = int(frame[result.table.label_column].sum())
     metrics["purged_rows"] = result.split.purged_rows
     metrics["calibration_oof_log_loss"] = result.winner.calibration_log_loss
+    metrics.update(_cutoff_metrics(result))
     mlflow.log_metrics(metrics)
     mlflow.set_tags({
         "data_fingerprint": result.fingerprint,
@@ -176,7 +181,52 @@ def _log_params_and_metrics(result: TrainingResult, cfg: Config) -> None:
         "split_method": result.split.method,
         "label_column": result.table.label_column,
         **{f"split.{k}": v for k, v in result.split.boundaries.items()},
+        **_dimension_tags(result),
+        **_leakage_tags(result),
     })
+
+
+def _leakage_tags(result: TrainingResult) -> dict[str, str]:
+    """The leakage guard's verdict: the flagged columns, and per column why (its evidence is in evaluation/)."""
+    if result.leakage is None:
+        return {}
+    tags = {"leakage.flagged": ", ".join(result.leakage.flagged) or "none"}
+    for finding in result.leakage.findings:
+        key = "".join(c if c.isalnum() or c in "_-. /" else "_" for c in finding.column)  # what MLflow accepts in a key
+        tags[f"leakage.column.{key}"] = finding.message[:5000]
+    return tags
+
+
+def _cutoff_metrics(result: TrainingResult) -> dict[str, float]:
+    cutoffs = result.scorer.cutoffs
+    if isinstance(cutoffs, PointsCutoffs):
+        return {"cutoff_mql_points": cutoffs.mql, "cutoff_sql_points": cutoffs.sql}
+    if cutoffs is None:
+        return {}
+    metrics = {
+        "cutoff_mql_probability": cutoffs.mql, "cutoff_sql_probability": cutoffs.sql,
+        "cutoff_mql_points": cutoffs.mql_points, "cutoff_sql_points": cutoffs.sql_points,
+    }
+    for row in result.tables["cutoff_bands"].itertuples():
+        band = row.band.replace(" ", "_").lower()
+        metrics[f"{row.window}_{band}_conversion_rate"] = row.conversion_rate
+        metrics[f"{row.window}_{band}_share_of_leads"] = row.share_of_leads
+    return {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
+
+
+def _dimension_tags(result: TrainingResult) -> dict[str, str]:
+    tags = {}
+    scorer = result.scorer
+    if isinstance(scorer.cutoffs, Cutoffs):
+        tags.update({"cutoff.mql_policy": scorer.cutoffs.mql_policy, "cutoff.sql_policy": scorer.cutoffs.sql_policy})
+        if scorer.cutoffs.notes:
+            tags["cutoff.notes"] = " ".join(scorer.cutoffs.notes)
+    if getattr(scorer, "dimensions", None) is not None:
+        for name, model in scorer.dimensions.models.items():
+            tags[f"dimension.{name}"] = f"{model.model} on {len(model.columns)} columns, target: {model.target}"
+        for name, reason in scorer.dimensions.absent.items():
+            tags[f"dimension.{name}"] = f"absent: {reason}"
+    return tags
 
 
 def _log_artifacts(result: TrainingResult, cfg: Config) -> None:
@@ -186,12 +236,13 @@ def _log_artifacts(result: TrainingResult, cfg: Config) -> None:
         metrics = pd.DataFrame(result.metrics).T.rename_axis("model").reset_index()
         metrics.to_csv(folder / "test_metrics.csv", index=False)
         (folder / "evaluation").mkdir()
-        for name, table in result.deciles.items():
-            table.to_csv(folder / "evaluation" / f"deciles_{name}.csv", index=False)
+        for name, table in result.tables.items():
+            table.to_csv(folder / "evaluation" / f"{name}.csv", index=False)
         result.test_frame.to_parquet(folder / TEST_WINDOW_ARTIFACT, index=False)
         (folder / "plots").mkdir()
         for name, figure in result.figures.items():
             figure.savefig(folder / "plots" / name, dpi=110)
+        write_global_explanations(result.scorer, result.split.test, folder / "explanations", seed=cfg.model.seed)
         mlflow.log_artifacts(tmp)
 
 
@@ -219,20 +270,44 @@ class LoadedModel:
 
 def load_model(uri: str) -> LoadedModel:
     """Load a scorer from `models:/name@alias`, `models:/name/version` or a local model folder."""
-    client = connect()
     name, version = Path(uri).name, "local"
     try:
         if uri.startswith("models:/"):
-            name, _, ref = uri.removeprefix("models:/").partition("@")
-            if ref:
-                version = client.get_model_version_by_alias(name, ref).version
-            else:
-                name, _, version = name.partition("/")
+            name, version = _resolve_version(connect(), uri)
+            # Load the resolved version, not the alias, so that the version reported is the one used.
+            uri = f"models:/{name}/{version}"
         pyfunc = mlflow.pyfunc.load_model(uri)
     except (MlflowException, requests.RequestException, OSError) as exc:
         raise TrackingError(f"cannot load model {uri}: {exc}") from None
     scorer = pyfunc.unwrap_python_model().scorer
     return LoadedModel(pyfunc, scorer, name, str(version))
+
+
+def _resolve_version(client: MlflowClient, uri: str) -> tuple[str, str]:
+    name, _, alias = uri.removeprefix("models:/").partition("@")
+    if alias:
+        return name, str(client.get_model_version_by_alias(name, alias).version)
+    name, _, version = name.partition("/")
+    return name, version
+
+
+def export_model(uri: str, out_dir: str | Path = "models") -> Path:
+    """Copy a registered model to `<out_dir>/<name>-v<version>`, a folder `leadscore score --model` accepts.
+
+    The copy is downloaded beside its target and renamed into place, so a failed export leaves no
+    half bundle."""
+    try:
+        name, version = _resolve_version(connect(), uri)
+        target = Path(out_dir) / f"{name}-v{version}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(local, target)
+    except (MlflowException, requests.RequestException) as exc:
+        raise TrackingError(f"cannot export model {uri}: {exc}") from None
+    return target
 
 
 def promote(name: str, metric: str, force: bool = False) -> str:
@@ -257,6 +332,13 @@ def promote(name: str, metric: str, force: bool = False) -> str:
         reason = f"no {CHAMPION} yet"
     elif force:
         reason = f"forced over version {champion.version}"
+    elif _is_points_fallback(name, champion) != _is_points_fallback(name, challenger):
+        # Points have no probability to compare: a learned model always replaces them, never the reverse.
+        if _is_points_fallback(name, challenger):
+            verdict = "a points fallback does not replace a learned champion (use --force)"
+            client.set_model_version_tag(name, challenger.version, "promotion", f"rejected: {verdict}")
+            return f"kept version {champion.version} as {CHAMPION}: {verdict}"
+        reason = f"a learned model replaces the points fallback (version {champion.version})"
     else:
         challenger_value, champion_value, rows = _compare_on_test_window(name, challenger, champion, metric)
         better = challenger_value > champion_value if HIGHER_IS_BETTER[metric] else challenger_value < champion_value
@@ -269,6 +351,10 @@ def promote(name: str, metric: str, force: bool = False) -> str:
     client.set_registered_model_alias(name, CHAMPION, challenger.version)
     client.set_model_version_tag(name, challenger.version, "promotion", reason)
     return f"version {challenger.version} is now {CHAMPION} ({reason})"
+
+
+def _is_points_fallback(name: str, version) -> bool:
+    return load_model(f"models:/{name}/{version.version}").scorer.metadata.get("model") == "points fallback"
 
 
 def _compare_on_test_window(name, challenger, champion, metric) -> tuple[float, float, int]:

@@ -6,7 +6,7 @@ Pure wiring of the stage modules; MLflow logging lives in `leadscore.tracking`.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -16,11 +16,18 @@ from sklearn.isotonic import IsotonicRegression
 
 from leadscore import __version__
 from leadscore.config import Config
-from leadscore.dataset import TrainingTable, load_training_table
+from leadscore.cutoffs import choose_cutoffs
+from leadscore.dataset import TrainingTable, load_training_table, too_few_conversions
+from leadscore.dimensions import fit_dimensions
+from leadscore.drift import build_reference
 from leadscore.evaluation import decile_table, probability_metrics, ranking_metrics
-from leadscore.models import Candidate, fit_candidates, logistic_pipeline, run_tournament
+from leadscore.explain import build_explainer
+from leadscore.fallback import PointsScorer, points_fallback
+from leadscore.leakage import LeakageReport, guard
+from leadscore.models import Candidate, fit_candidates, logistic_pipeline, refit_winner, run_tournament
 from leadscore.plots import calibration_figure, gains_figure, score_histogram
 from leadscore.points import points_score
+from leadscore.reports import report_dimensions
 from leadscore.scorer import LeadScorer, probability_to_score
 from leadscore.split import Split, split_frame
 
@@ -29,15 +36,16 @@ from leadscore.split import Split, split_frame
 class TrainingResult:
     """A trained scorer with everything measured about it."""
 
-    scorer: LeadScorer
+    scorer: LeadScorer | PointsScorer
     table: TrainingTable
     split: Split
     winner: Candidate
     candidates: list[Candidate]
     metrics: dict[str, dict[str, float]]
-    deciles: dict[str, pd.DataFrame]
+    tables: dict[str, pd.DataFrame]
     figures: dict[str, Figure] = field(default_factory=dict)
     fingerprint: str = ""
+    leakage: LeakageReport | None = None  # the leakage guard's evidence and flagged columns
 
     @property
     def test_frame(self) -> pd.DataFrame:
@@ -49,7 +57,14 @@ class TrainingResult:
 def train(cfg: Config) -> TrainingResult:
     """Run the whole training pipeline described by `cfg`."""
     table = load_training_table(cfg)
+    # Before anything is fitted: warn about (in strict mode, refuse) columns that may be known only after the outcome.
+    leaks = guard(table.frame, table.feature_columns, table.label_column, cfg.leakage,
+                  cfg.data.post_outcome_columns, seed=cfg.model.seed)
     horizon = cfg.event_log.horizon_days if cfg.event_log else None
+    if table.conversions < cfg.model.min_conversions:
+        if cfg.model.fallback == "points":
+            return replace(_train_points_fallback(cfg, table, horizon), leakage=leaks)
+        raise too_few_conversions(table, cfg.model.min_conversions)
     split = split_frame(
         table.frame, cfg.split, label_column=table.label_column, time_column=table.time_column,
         horizon_days=horizon, seed=cfg.model.seed,
@@ -58,29 +73,66 @@ def train(cfg: Config) -> TrainingResult:
     X_train, y_train = split.train[features], split.train[label].to_numpy()
     X_cal, y_cal = split.calibration[features], split.calibration[label].to_numpy()
 
-    fitted = fit_candidates(X_train, y_train, _validation_order(split, table, cfg.model.seed), cfg.model)
+    validation_order = _validation_order(split, table, cfg.model.seed)
+    fitted = fit_candidates(X_train, y_train, validation_order, cfg.model)
     winner, candidates = run_tournament(fitted, X_cal, y_cal, cfg.model)
+    refit = refit_winner(winner, fitted[winner.name], X_train, y_train, X_cal, y_cal, cfg.model,
+                         groups=split.calibration[table.id_column].to_numpy())
+    winner = refit.candidate
     scorer = LeadScorer(
         classifier=winner.classifier,
-        encoder=fitted[winner.name]["encode"],
+        encoder=refit.model["encode"],
         id_column=table.id_column,
         feature_columns=features,
         event_spec=table.event_spec,
-        metadata={
-            "leadscore_version": __version__,
-            "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "model": winner.name,
-            "calibration": winner.calibration_method,
-            "split": split.method,
-            "horizon_days": horizon,
-        },
+        na_values=tuple(cfg.data.na_values),
+        metadata=_metadata(winner.name, winner.calibration_method, split.method, horizon),
     )
+    scorer.dimensions = fit_dimensions(split.windows(), label, validation_order, cfg, features)
+    scorer.cutoffs = choose_cutoffs(refit.p_calibration, y_cal, cfg.cutoffs)
+    scorer.explainer = build_explainer(winner.classifier, X_train, features, cfg, table.event_spec)
     result = TrainingResult(
         scorer=scorer, table=table, split=split, winner=winner, candidates=candidates,
-        metrics={}, deciles={}, fingerprint=fingerprint(table.frame[[table.id_column, *features, label]]),
+        metrics={}, tables={}, fingerprint=fingerprint(table.frame[[table.id_column, *features, label]]), leakage=leaks,
     )
     _evaluate(result, cfg, X_train, y_train)
+    result.tables["leakage_screen"] = leaks.table()
+    scorer.reference = build_reference(X_train, scorer.encoder.categories_, scorer.predict_proba(split.test))
+    report = report_dimensions(scorer, split.windows(), label, cfg.stage)
+    result.metrics.update(report.metrics)
+    result.tables.update(report.tables)
+    result.figures.update(report.figures)
     return result
+
+
+def _train_points_fallback(cfg: Config, table: TrainingTable, horizon: float | None) -> TrainingResult:
+    """Cold start: the hand-set rules as the scorer, measured on every labelled row (nothing was fitted)."""
+    numeric = [c for c in table.feature_columns if pd.api.types.is_numeric_dtype(table.frame[c])]
+    scorer = points_fallback(cfg, table.id_column, table.feature_columns, numeric, table.event_spec,
+                             _metadata("points fallback", "none", "none", horizon))
+    y = table.frame[table.label_column].to_numpy()
+    points = points_score(table.frame, cfg.points_baseline)
+    metrics = {"conversions": float(y.sum()), "rows": float(len(y))}
+    if 0 < y.sum() < len(y):
+        metrics.update(ranking_metrics(y, points))
+    everything = Split(table.frame.iloc[:0], table.frame.iloc[:0], table.frame, "none (points fallback)", 0, {})
+    return TrainingResult(
+        scorer=scorer, table=table, split=everything,
+        winner=Candidate("points fallback", None, "none", float("nan"), {}), candidates=[],
+        metrics={"leadscore": metrics}, tables={"deciles_points": decile_table(y, points)},
+        fingerprint=fingerprint(table.frame[[table.id_column, *table.feature_columns, table.label_column]]),
+    )
+
+
+def _metadata(model: str, calibration: str, split: str, horizon: float | None) -> dict:
+    return {
+        "leadscore_version": __version__,
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": model,
+        "calibration": calibration,
+        "split": split,
+        "horizon_days": horizon,
+    }
 
 
 def _validation_order(split: Split, table: TrainingTable, seed: int) -> np.ndarray:
@@ -110,7 +162,7 @@ def _evaluate(result: TrainingResult, cfg: Config, X_train: pd.DataFrame, y_trai
     metrics["baseline_logistic"] = probability_metrics(y_test, p_plain)
     probabilities = {"leadscore": p_test, "plain logistic": p_plain}
     scores = {"leadscore": p_test, "plain logistic": p_plain}
-    result.deciles["leadscore"] = decile_table(y_test, probability_to_score(p_test))
+    result.tables["deciles_leadscore"] = decile_table(y_test, probability_to_score(p_test))
 
     if cfg.points_baseline:
         # Points are not probabilities: rank metrics use them as they are; the probability metrics use
@@ -124,7 +176,7 @@ def _evaluate(result: TrainingResult, cfg: Config, X_train: pd.DataFrame, y_trai
         metrics["baseline_points"] = {**probability_metrics(y_test, p_points), **ranking_metrics(y_test, points_test)}
         scores["points baseline"] = points_test
         probabilities["points baseline"] = p_points
-        result.deciles["baseline_points"] = decile_table(y_test, points_test)
+        result.tables["deciles_baseline_points"] = decile_table(y_test, points_test)
 
     result.metrics = metrics
     result.figures = {

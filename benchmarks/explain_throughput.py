@@ -1,0 +1,117 @@
+"""Throughput of scoring with reasons against the raw booster's `pred_contrib`, same model, same rows.
+
+Explanations are the expensive part of scoring: exact TreeSHAP costs far more than a prediction.
+This measures, in one run and on the same rows:
+- reference: `booster.predict(encoded, pred_contrib=True)` on the already encoded frame;
+- pipeline: `LeadScorer.predict(frame)`, the whole scoring path (validation, encoding, calibrated
+  probability, dimension scores, cutoffs, contributions, points and reason texts);
+- for context, `LeadScorer.predict(frame, reasons=False)`.
+The target is pipeline / reference >= 0.8. Two models: the demo configuration's LightGBM (trees by
+early stopping) and a larger one, 300 trees of 31 leaves, that replaces the demo's conversion model
+inside the same scorer. Each timing is the best of `--repeat` runs, taken in turns so that a busy
+machine slows every contender alike. Rows per second are wall-clock; the ratio is given on wall-clock
+and on this process's CPU time, which other processes on a shared machine disturb far less.
+
+    python benchmarks/explain_throughput.py [--leads 20000] [--rows 10000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.pipeline import Pipeline
+
+from leadscore.config import parse_config
+from leadscore.explain import build_explainer
+from leadscore.models import calibrate, lightgbm_classifier
+from leadscore.synthetic import generate_to_dir
+from leadscore.training import train
+
+DEMO_CONFIG = Path(__file__).parents[1] / "configs" / "demo.yaml"
+TARGET = 0.8
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--leads", type=int, default=20_000, help="synthetic leads to train on")
+    parser.add_argument("--rows", type=int, default=10_000, help="rows scored per timing")
+    parser.add_argument("--repeat", type=int, default=5, help="timings per contender (the best counts)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "funnel"
+        generate_to_dir(args.leads, 7, data)
+        raw = yaml.safe_load(DEMO_CONFIG.read_text())
+        raw["data"]["path"] = str(data)
+        raw["model"]["candidates"] = ["lightgbm"]
+        cfg = parse_config(raw, source="benchmark config")
+        result = train(cfg)
+    demo = result.scorer
+    large = _larger_model(result, cfg, n_trees=300, num_leaves=31)
+    rows = _rows(result, args.rows)
+
+    print(f"{len(rows):,} rows, {len(demo.feature_columns)} feature columns, best of {args.repeat}")
+    print(f"{'rows/s (wall clock)':<34}{'pred_contrib':>14}{'with reasons':>14}{'no reasons':>12}"
+          f"{'ratio wall':>12}{'ratio cpu':>11}")
+    for name, scorer in (("demo", demo), ("300 trees x 31 leaves", large)):
+        booster = scorer.classifier.estimator.estimator[-1].booster_
+        label = f"{name} ({booster.num_trees()} trees)"
+        wall, cpu = _measure(scorer, booster, rows, args.repeat)
+        ratio_wall, ratio_cpu = wall["with"] / wall["reference"], cpu["with"] / cpu["reference"]
+        verdict = "ok" if min(ratio_wall, ratio_cpu) >= TARGET else "below target"
+        print(f"{label:<34}{wall['reference']:>14,.0f}{wall['with']:>14,.0f}{wall['without']:>12,.0f}"
+              f"{ratio_wall:>12.2f}{ratio_cpu:>11.2f}   {verdict} ({TARGET})")
+
+
+def _larger_model(result, cfg, *, n_trees: int, num_leaves: int):
+    """The demo scorer with its conversion model replaced by a bigger LightGBM, calibrated and explained the same way."""
+    features, label = result.table.feature_columns, result.table.label_column
+    train_window, calibration = result.split.train, result.split.calibration
+    encoder = result.scorer.encoder
+    params = cfg.model.lightgbm.model_copy(update={"num_leaves": num_leaves})
+    model = lightgbm_classifier(params, n_trees, cfg.model.seed).fit(
+        encoder.transform(train_window[features]), train_window[label].to_numpy()
+    )
+    pipeline = Pipeline([("encode", encoder), ("model", model)])
+    classifier, _, _ = calibrate(pipeline, calibration[features], calibration[label].to_numpy(), "sigmoid", cfg.model.seed)
+    explainer = build_explainer(classifier, train_window[features], features, cfg, result.scorer.event_spec)
+    return dataclasses.replace(result.scorer, classifier=classifier, explainer=explainer)
+
+
+def _rows(result, n: int) -> pd.DataFrame:
+    """`n` test-window rows (drawn again when the window is smaller), each with its own id."""
+    test = result.split.test
+    picked = test.sample(n=n, replace=len(test) < n, random_state=0)
+    frame = picked[result.table.feature_columns].reset_index(drop=True)
+    frame.insert(0, result.table.id_column, [f"B{i:07d}" for i in range(n)])
+    return frame
+
+
+def _measure(scorer, booster, rows: pd.DataFrame, repeat: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Rows per second of each contender: by wall clock and by this process's CPU time (best run each)."""
+    encoded = scorer.encoder.transform(rows[scorer.feature_columns])
+    contenders = {
+        "reference": lambda: booster.predict(encoded, pred_contrib=True),
+        "with": lambda: scorer.predict(rows),
+        "without": lambda: scorer.predict(rows, reasons=False),
+    }
+    for run in contenders.values():  # warm up: first calls pay for imports and allocations
+        run()
+    wall, cpu = dict.fromkeys(contenders, np.inf), dict.fromkeys(contenders, np.inf)
+    for _ in range(repeat):
+        for name, run in contenders.items():
+            started, started_cpu = time.perf_counter(), time.process_time()
+            run()
+            wall[name] = min(wall[name], time.perf_counter() - started)
+            cpu[name] = min(cpu[name], time.process_time() - started_cpu)
+    return {k: len(rows) / v for k, v in wall.items()}, {k: len(rows) / v for k, v in cpu.items()}
+
+if __name__ == "__main__":
+    main()

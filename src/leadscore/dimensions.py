@@ -1,0 +1,153 @@
+"""Fit, engagement and buying-stage scores: one calibrated model per dimension.
+
+Each dimension is a model trained on its own column group alone and calibrated on the calibration
+window, so each score is a probability in its own right (times 100):
+- `fit_score`: conversion within the horizon, from profile columns only.
+- `engagement_score`: conversion within the horizon, from behaviour only. In event-log form it uses
+  only the decayed activity columns of its group, under a monotone-increasing constraint, so the same
+  activities further in the past can only score lower (counts never fade and are left out).
+- `stage_score`: in event-log form, conversion within `stage.horizon_days` (default 14) from intent
+  signals: readiness to buy now. Snapshot tables carry no conversion time, so there it predicts the
+  main label from the stage columns.
+The `stage` label bands the stage probability by its lift over the average lead: `decision` at
+`decision_lift` times the average or more, `consideration` from `consideration_lift` times, else
+`awareness`. The `grade` reads fit and engagement together as sales teams read a Pardot matrix:
+a letter A-D for the fit quartile and a digit 1-4 for the engagement quartile (A1 best), with the
+quartiles taken on the calibration window. A group left empty is absent: its columns are missing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+
+from leadscore.config import Config, ModelConfig, StageConfig
+from leadscore.features import DAYS_TO_CONVERSION
+from leadscore.models import calibrate, fit_candidates, fit_lightgbm, run_tournament
+from leadscore.scorer import probability_to_score
+
+DIMENSIONS = ("fit", "engagement", "stage")
+STAGES = ("awareness", "consideration", "decision")
+FIT_LETTERS = ("D", "C", "B", "A")
+ENGAGEMENT_DIGITS = ("4", "3", "2", "1")
+
+
+@dataclass
+class DimensionModel:
+    """A calibrated model of one dimension and what it predicts."""
+
+    name: str
+    columns: list[str]
+    classifier: CalibratedClassifierCV
+    target: str
+    model: str
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.classifier.predict_proba(frame[self.columns])[:, 1]
+
+
+@dataclass
+class DimensionScorer:
+    """All dimension models, with the stage bands and grade quartiles learned on the calibration window."""
+
+    models: dict[str, DimensionModel]
+    absent: dict[str, str]
+    stage_average: float | None = None
+    stage_lifts: tuple[float, float] = (1.0, 4.0)
+    quartiles: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def probabilities(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Calibrated probability of each present dimension."""
+        return {name: model.predict_proba(frame) for name, model in self.models.items()}
+
+    def score(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The dimension columns of the scoring output, in input order."""
+        p = self.probabilities(frame)
+        missing = np.full(len(frame), np.nan)
+        out = pd.DataFrame(
+            {f"{name}_score": probability_to_score(p[name]) if name in p else missing for name in DIMENSIONS},
+            index=frame.index,
+        )
+        out["stage"] = pd.Series(self.stage_labels(p["stage"]) if "stage" in p else None, index=frame.index, dtype="string")
+        out["grade"] = pd.Series(self.grades(p), index=frame.index, dtype="string")
+        return out.reset_index(drop=True)
+
+    def stage_labels(self, p_stage: np.ndarray) -> np.ndarray:
+        consideration, decision = (lift * self.stage_average for lift in self.stage_lifts)
+        return np.where(p_stage >= decision, STAGES[2], np.where(p_stage >= consideration, STAGES[1], STAGES[0]))
+
+    def grades(self, p: dict[str, np.ndarray]) -> np.ndarray | None:
+        if "fit" not in p or "engagement" not in p:
+            return None
+        letters = np.asarray(FIT_LETTERS)[_quartile_index(p["fit"], self.quartiles["fit"])]
+        digits = np.asarray(ENGAGEMENT_DIGITS)[_quartile_index(p["engagement"], self.quartiles["engagement"])]
+        return np.char.add(letters.astype(str), digits.astype(str))
+
+
+def _quartile_index(p: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    # Strictly above a quartile moves up one step, so ties at a floor (e.g. no activity) stay at the bottom.
+    return np.searchsorted(cuts, p, side="left")
+
+
+def resolve_group(patterns: list[str], columns: list[str]) -> list[str]:
+    """Columns matching any name or shell pattern, in the order of `columns`."""
+    return [c for c in columns if any(fnmatch.fnmatchcase(c, pattern) for pattern in patterns)]
+
+
+def dimension_columns(cfg: Config, feature_columns: list[str]) -> dict[str, list[str]]:
+    """The columns each dimension model uses (see the module docstring for engagement)."""
+    groups = {name: resolve_group(getattr(cfg.groups, name), feature_columns) for name in DIMENSIONS}
+    if cfg.data.form == "event_log":
+        groups["engagement"] = [c for c in groups["engagement"] if c.endswith("_decayed")]
+    return groups
+
+
+def stage_target(frame: pd.DataFrame, label_column: str, stage: StageConfig) -> np.ndarray:
+    """Converts within the stage horizon (event log) or the main label (snapshot)."""
+    if DAYS_TO_CONVERSION in frame.columns:
+        days = frame[DAYS_TO_CONVERSION].to_numpy()
+        return ((days >= 0) & (days < stage.horizon_days)).astype(int)
+    return frame[label_column].to_numpy()
+
+
+def fit_dimensions(windows: dict[str, pd.DataFrame], label_column: str, validation_order: np.ndarray, cfg: Config,
+                   feature_columns: list[str]) -> DimensionScorer:
+    """Train and calibrate every dimension that has columns; report the others as absent."""
+    train, calibration = windows["train"], windows["calibration"]
+    models, absent = {}, {}
+    for name, columns in dimension_columns(cfg, feature_columns).items():
+        if not columns:
+            absent[name] = f"groups.{name} names no feature column"
+            continue
+        target = (lambda w: stage_target(w, label_column, cfg.stage)) if name == "stage" else (lambda w: w[label_column].to_numpy())
+        y_train, y_cal = target(train), target(calibration)
+        if min(np.bincount(y_train, minlength=2).min(), np.bincount(y_cal, minlength=2).min()) < 2:
+            absent[name] = "too few conversions in the train or calibration window for its target"
+            continue
+        models[name] = _fit_one(name, columns, train, y_train, calibration, y_cal, validation_order, cfg)
+    scorer = DimensionScorer(models=models, absent=absent, stage_lifts=(cfg.stage.consideration_lift, cfg.stage.decision_lift))
+    p_cal = scorer.probabilities(calibration)
+    if "stage" in p_cal:
+        scorer.stage_average = float(p_cal["stage"].mean())
+    scorer.quartiles = {name: np.quantile(p, [0.25, 0.5, 0.75]) for name, p in p_cal.items() if name != "stage"}
+    return scorer
+
+
+def _fit_one(name, columns, train, y_train, calibration, y_cal, validation_order, cfg: Config) -> DimensionModel:
+    model_cfg: ModelConfig = cfg.model
+    target = (f"conversion within {cfg.stage.horizon_days} days" if name == "stage" and DAYS_TO_CONVERSION in train.columns
+              else "conversion within the horizon")
+    if name == "engagement" and cfg.data.form == "event_log":
+        pipeline = fit_lightgbm(
+            train[columns], y_train, validation_order, model_cfg.lightgbm, model_cfg.seed, model_cfg.min_category_count,
+            monotone_constraints=[1] * len(columns),
+        )
+        classifier, _, _ = calibrate(pipeline, calibration[columns], y_cal, model_cfg.calibration, model_cfg.seed)
+        return DimensionModel(name, columns, classifier, target, "lightgbm (monotone)")
+    fitted = fit_candidates(train[columns], y_train, validation_order, model_cfg)
+    winner, _ = run_tournament(fitted, calibration[columns], y_cal, model_cfg)
+    return DimensionModel(name, columns, winner.classifier, target, winner.name)

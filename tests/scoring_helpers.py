@@ -1,0 +1,144 @@
+"""Helpers for the scoring tests: a small champion model in a throwaway store, and reading outputs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import requests
+import yaml
+
+from conftest import make_snapshot, snapshot_config
+from leadscore.cli import main
+
+CHAMPION = "models:/leadscore@champion"
+PROVENANCE = ["model_name", "model_version", "scored_at"]
+
+
+def cli(*argv) -> int:
+    return main([str(a) for a in argv])
+
+
+def train_and_promote(folder: Path, rows: int = 3000) -> None:
+    """Train the snapshot model of `conftest.make_snapshot` and make it champion (tracking URI already set)."""
+    make_snapshot(rows).to_csv(folder / "train.csv", index=False)
+    config = folder / "config.yaml"
+    config.write_text(yaml.safe_dump(snapshot_config(folder / "train.csv")))
+    assert cli("train", "--config", config) == 0, "training the test model failed"
+    assert cli("promote", "--name", "leadscore") == 0, "promoting the test model failed"
+
+
+_trained: dict[str, Path] = {}
+
+
+@contextmanager
+def champion_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A SQLite MLflow store holding a champion model, as the working folder and tracking URI.
+
+    The model is trained once per test session and shared by the modules that only score with it.
+    """
+    folder = _trained.get("champion")
+    with pytest.MonkeyPatch.context() as patch:
+        if folder is None:
+            folder = _trained["champion"] = tmp_path_factory.mktemp("champion")
+            patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+            patch.chdir(folder)
+            train_and_promote(folder)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        patch.chdir(folder)
+        yield folder
+    mlflow.set_tracking_uri(None)
+
+
+def leads_to_score(rows: int, seed: int) -> pd.DataFrame:
+    """Leads shaped like the training table, without the label."""
+    return make_snapshot(rows, seed=seed).drop(columns=["converted"])
+
+
+def with_problems(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, str]]:
+    """Plant one row of each kind of problem; returns the frame and {row number: reason}."""
+    frame = frame.copy()
+    frame["visits"] = frame["visits"].astype(object)
+    frame.loc[5, "visits"] = "seven"
+    frame.loc[9, "visits"] = "inf"
+    frame.loc[12, "lead_id"] = None
+    frame.loc[20, "lead_id"] = "   "
+    frame.loc[30, "lead_id"] = frame.loc[2, "lead_id"]      # duplicate within a chunk
+    frame.loc[250, "lead_id"] = frame.loc[40, "lead_id"]    # duplicate from an earlier chunk
+    frame.loc[260, "lead_id"] = frame.loc[9, "lead_id"]     # repeats a rejected row's id: still a duplicate
+    frame.loc[270, "visits"] = ""                           # an empty cell is a missing value, not a problem
+    reasons = {6: "bad value", 10: "bad value", 13: "missing id", 21: "missing id", 31: "duplicate id",
+               251: "duplicate id", 261: "duplicate id"}
+    return frame, reasons
+
+
+def read_output(path: Path) -> pd.DataFrame:
+    """A scores table written by either engine: one file, or a folder of part files."""
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.is_dir():
+        return pd.concat([pd.read_csv(part) for part in sorted(path.glob("part-*.csv"))], ignore_index=True)
+    return pd.read_csv(path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def temporary_files(folder: Path) -> list[Path]:
+    """Files a job writes aside before publishing them: none may be left behind."""
+    return [p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
+
+
+@contextmanager
+def background_server(argv: list[str], ready_url: str, log_path: Path, env: dict | None = None,
+                      startup_seconds: float = 120) -> Iterator[subprocess.Popen]:
+    """Run `python -m <argv>` in its own process group until the block ends; wait until `ready_url` answers.
+
+    MLflow's servers start uvicorn by name, so the interpreter's bin folder comes first on PATH.
+    """
+    env = {**os.environ, **(env or {})}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", *argv], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            deadline = time.monotonic() + startup_seconds
+            while not _answers(ready_url):
+                assert process.poll() is None, f"the server stopped: {log_path.read_text()[-3000:]}"
+                assert time.monotonic() < deadline, f"no answer from {ready_url} within {startup_seconds} s"
+                time.sleep(0.5)
+            yield process
+        finally:
+            stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a server started by `background_server`, with the workers it started (its process group)."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False

@@ -1,0 +1,131 @@
+"""The spark engine in local mode: the same registered model, the same scores as the pandas engine."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scoring_helpers import (
+    CHAMPION, champion_store, cli, leads_to_score, read_output, temporary_files, with_problems,
+)
+
+needs_spark = pytest.mark.skipif(
+    importlib.util.find_spec("pyspark") is None,
+    reason="PySpark is not installed: pip install -e '.[spark]' (make test installs it)",
+)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    with champion_store(tmp_path_factory) as folder:
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def spark(store):
+    """A local Spark session on two cores, which the spark engine picks up as the running session."""
+    from leadscore.spark import spark_session
+
+    session, _ = spark_session("local[2]")
+    session.conf.set("spark.sql.shuffle.partitions", "4")
+    yield session
+    session.stop()
+
+
+def score_both(store, frame: pd.DataFrame, fmt: str, *options):
+    """Score the same input with each engine; the exit codes and output paths."""
+    path = store / f"spark_input{fmt}"
+    if fmt == ".parquet":  # a column holding numbers and text is stored as text, as exports do
+        frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object}).to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+    results = {}
+    for engine in ("pandas", "spark"):
+        out = store / f"{engine}_scores{fmt}"
+        code = cli("score", "--model", CHAMPION, "--input", path, "--output", out, "--engine", engine,
+                   "--chunk-rows", 150, *options)
+        results[engine] = (code, out)
+    return results
+
+
+@needs_spark
+@pytest.mark.parametrize("fmt, options", [(".csv", []), (".parquet", ["--no-reasons"])])
+def test_spark_scores_equal_pandas_scores(store, spark, fmt, options, capsys):
+    # Given 600 leads with planted problems
+    frame, planted = with_problems(leads_to_score(600, seed=21))
+
+    # When both engines score them
+    results = score_both(store, frame, fmt, "--max-reject-share", 0.05, *options)
+
+    # Then both succeed with the same rows, the same scores and the same other columns (reasons included)
+    assert all(code == 0 for code, _ in results.values()), capsys.readouterr().err
+    pandas_out, spark_out = (read_output(out) for _, out in results.values())
+    assert sorted(spark_out.columns) == sorted(pandas_out.columns), "same output columns"
+    assert any(c.startswith("reason") for c in pandas_out.columns) == (not options), "reasons only when asked for"
+    assert len(spark_out) == len(pandas_out) == len(frame) - len(planted), "same rows scored"
+    merged = pandas_out.merge(spark_out, on="lead_id", suffixes=("", "_spark"), validate="one_to_one")
+    assert len(merged) == len(pandas_out), "the same leads"
+    np.testing.assert_allclose(merged["p_convert_spark"], merged["p_convert"], rtol=0, atol=1e-9)
+    for column in pandas_out.columns.difference(["lead_id", "p_convert", "scored_at"]):
+        ours, theirs = merged[column], merged[f"{column}_spark"]
+        if pd.api.types.is_float_dtype(ours):
+            np.testing.assert_allclose(theirs.astype(float), ours, rtol=0, atol=1e-9, err_msg=column)
+        else:
+            same = (ours.astype("string") == theirs.astype("string")).fillna(False) | (ours.isna() & theirs.isna())
+            assert same.all(), f"column {column} differs: {merged.loc[~same, [column, f'{column}_spark']].head()}"
+
+    # And the same rejects, and the same drift report
+    stem = {engine: str(out.with_suffix("")) for engine, (_, out) in results.items()}
+    rejects = {engine: pd.read_csv(f"{s}.rejects.csv") for engine, s in stem.items()}
+    pd.testing.assert_frame_equal(rejects["spark"], rejects["pandas"], check_dtype=False)
+    drift = {engine: json.loads(open(f"{s}.drift.json").read()) for engine, s in stem.items()}
+    assert drift["spark"] == drift["pandas"], "drift counts are added up across partitions to the same report"
+    assert not temporary_files(store), "no temporary file or folder is left behind"
+
+
+@needs_spark
+def test_spark_job_with_too_many_rejects_keeps_the_previous_output(store, spark, capsys):
+    # Given a published Spark output
+    path = store / "spark_reject_input.csv"
+    leads_to_score(300, seed=22).to_csv(path, index=False)
+    out = store / "spark_kept.parquet"
+    argv = ["score", "--model", CHAMPION, "--input", path, "--output", out, "--engine", "spark"]
+    assert cli(*argv) == 0, capsys.readouterr().err
+    before = read_output(out)
+
+    # When a later input has too many rejects
+    frame, planted = with_problems(leads_to_score(300, seed=23))
+    frame.to_csv(path, index=False)
+    code = cli(*argv)
+
+    # Then the job fails as bad input, the previous output is untouched and the rejects are published
+    assert code == 4 and "above the limit" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(read_output(out), before)
+    assert len(pd.read_csv(store / "spark_kept.rejects.csv")) == len(planted)
+    assert not temporary_files(store), "no temporary file or folder is left behind"
+
+
+def test_missing_pyspark_gives_a_clear_message(store, monkeypatch, capsys):
+    # Given a machine without PySpark
+    monkeypatch.setitem(sys.modules, "pyspark", None)
+    monkeypatch.setitem(sys.modules, "pyspark.sql", None)
+    path = store / "no_spark.csv"
+    leads_to_score(20, seed=24).to_csv(path, index=False)
+
+    # When the spark engine is asked for, then it says which extra to install
+    code = cli("score", "--model", CHAMPION, "--input", path, "--output", store / "no_spark_out.csv", "--engine", "spark")
+    err = capsys.readouterr().err
+    assert code == 3 and "pip install 'leadscore[spark]'" in err, err
+    assert not (store / "no_spark_out.csv").exists()
+
+
+def test_spark_engine_refuses_an_event_log_before_starting_spark(store, synthetic_dir, capsys):
+    code = cli("score", "--model", CHAMPION, "--input", synthetic_dir, "--output", store / "x.csv", "--engine", "spark")
+    err = capsys.readouterr().err
+    assert code == 4 and "snapshot tables" in err and "--engine pandas" in err, err
+
