@@ -53,8 +53,10 @@ class PointsScorer(ScoringContract):
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         return np.full(len(features), np.nan)
 
-    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Score leads with the rules: one output row per input row, in input order."""
+    def predict(self, frame: pd.DataFrame, *, reasons: bool = True) -> pd.DataFrame:
+        """Score leads with the rules: one output row per input row, in input order.
+
+        `reasons` is accepted for the scorer contract; the fallback gives no reason columns."""
         valid = self.validate(frame).reset_index(drop=True)
         points = points_score(valid, self.rules)
         out = pd.DataFrame({self.id_column: valid[self.id_column].to_numpy(), "p_convert": np.nan, "score": points})
