@@ -138,7 +138,7 @@ def test_templates_read_naturally_with_the_leads_own_values(trained, open_leads)
 
     # Without templates, every field still reads: its name and value, and the text fits a tight limit.
     untemplated = {**trained["logistic"][1], "reasons": {"max_chars": 30}}
-    plain = build_explainer(scorer.classifier, result.split.train, scorer.feature_columns, build_config(untemplated),
+    plain = build_explainer(scorer.classifier, _fitted_rows(result), scorer.feature_columns, build_config(untemplated),
                             scorer.event_spec)
     texts = plain.reasons(scorer.validate(open_leads)[scorer.feature_columns], scores["p_convert"].to_numpy())
     flat = pd.Series(texts[[f"reason_{i}" for i in range(1, TOP_K + 1)]].stack().to_numpy())
@@ -154,7 +154,7 @@ def test_combined_columns_are_one_exact_reason(trained, open_leads):
     cfg = build_config({**raw, "reasons": {"combine": {"role": ["seniority", "department", "job_title"]},
                                            "templates": {"role": "The buyer's role"}}})
 
-    explainer = build_explainer(scorer.classifier, result.split.train, scorer.feature_columns, cfg, scorer.event_spec)
+    explainer = build_explainer(scorer.classifier, _fitted_rows(result), scorer.feature_columns, cfg, scorer.event_spec)
 
     names = [f.name for f in explainer.fields]
     assert "role" in names and not {"seniority", "department", "job_title"} & set(names), "three columns, one reason"
@@ -168,7 +168,7 @@ def test_combined_columns_are_one_exact_reason(trained, open_leads):
     assert reasons and all(r["text"].startswith("The buyer's role (") for r in reasons), "its own template"
     assert set(reasons[0]["value"]) == {"seniority", "department", "job_title"}, "its value names each column"
     with pytest.raises(ConfigError, match="no feature column matches"):
-        build_explainer(scorer.classifier, result.split.train, scorer.feature_columns,
+        build_explainer(scorer.classifier, _fitted_rows(result), scorer.feature_columns,
                         build_config({**raw, "reasons": {"combine": {"x": ["no_such_*"]}}}), scorer.event_spec)
 
 
@@ -179,7 +179,7 @@ def test_template_mistakes_are_caught_before_training(trained):
     result, raw = trained["logistic"]
     bad = {**raw, "reasons": {"templates": {"seniority": "{value} for {days_since:ago}"}}}
     with pytest.raises(ConfigError, match="seniority"):
-        build_explainer(result.scorer.classifier, result.split.train, result.scorer.feature_columns,
+        build_explainer(result.scorer.classifier, _fitted_rows(result), result.scorer.feature_columns,
                         build_config(bad), result.scorer.event_spec)
     assert ReasonsConfig().top_k == 3, "three reasons each way unless configured"
 
@@ -194,7 +194,7 @@ def test_leads_without_reasons_keep_their_rows():
                           "demo_decayed": [0, 0.5, 0.1, 0], "demo_days_since": [np.nan, 3.2, 40, np.nan]})
     points = np.array([[0.0, 0.0], [5.0, -2.0], [0.04, 12.0], [-0.3, -0.07]])
 
-    out = ReasonWriter(fields, top_k=3, max_chars=40).write(frame, points)
+    out = ReasonWriter(fields, top_k=3, max_chars=60).write(frame, points)
 
     reasons = [json.loads(text) for text in out["reasons"]]
     assert reasons[0] == [], "a lead whose points all round to 0 has no reasons"
@@ -273,6 +273,11 @@ def test_explain_command_and_logged_explanations(trained, synthetic_dir, trackin
     assert f"lead {lead}: score " in printed, printed
     assert "reasons:" in printed and "base score" in printed and "breakdown" in printed, printed
     assert main(["explain", "--model", registered.uri, "--input", str(synthetic_dir), "--lead", "nobody"]) == 4
+
+
+def _fitted_rows(result) -> pd.DataFrame:
+    """The rows the winner was refitted on: the training and calibration windows."""
+    return pd.concat([result.split.train, result.split.calibration])
 
 
 def _a_lead_with_a_demo_request(folder) -> str:

@@ -10,7 +10,7 @@ is split exactly into a base value and one contribution per feature column, f(x)
   f0 is the model's expected raw output over its training data.
 - Logistic regression: phi_j = sum over the model inputs derived from column j (its scaled value,
   its missing indicator, its one-hot columns) of coefficient * (input - mean of that input over the
-  training window). f0 is the intercept plus the coefficients times those means.
+  rows the model was fitted on). f0 is the intercept plus the coefficients times those means.
 
 Score points
 ------------
@@ -157,8 +157,8 @@ def build_explainer(
 ) -> Explainer:
     """The explainer of a calibrated tournament winner, with `cfg.reasons` templates resolved.
 
-    `train_features` is the training window: the logistic model's reference means come from it, and
-    a few of its rows check that the base score uses the calibration exactly as the scorer does.
+    `train_features` are the rows the model was fitted on: the logistic reference means come from
+    them, and a few of them check that the base score uses the calibration exactly as the scorer does.
     """
     pipeline = classifier.estimator.estimator  # CalibratedClassifierCV(FrozenEstimator(pipeline))
     fields = reason_fields(feature_columns, cfg.groups, cfg.reasons, event_spec)

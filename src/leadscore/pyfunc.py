@@ -20,8 +20,5 @@ class LeadScorerModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """Scores with reasons; `params={"reasons": False}` leaves the reason columns out (faster)."""
-        wants_reasons = True if params is None else bool(params.get("reasons", True))
-        # A scorer without an explainer (the points fallback) has no reasons to leave out.
-        if wants_reasons or getattr(self.scorer, "explainer", None) is None:
-            return self.scorer.predict(model_input)
-        return self.scorer.predict(model_input, reasons=False)
+        reasons = True if params is None else bool(params.get("reasons", True))
+        return self.scorer.predict(model_input, reasons=reasons)

@@ -90,7 +90,8 @@ def train(cfg: Config) -> TrainingResult:
     )
     scorer.dimensions = fit_dimensions(split.windows(), label, validation_order, cfg, features)
     scorer.cutoffs = choose_cutoffs(refit.p_calibration, y_cal, cfg.cutoffs)
-    scorer.explainer = build_explainer(winner.classifier, X_train, features, cfg, table.event_spec)
+    # The refitted model learned from both windows: its contributions are measured against them.
+    scorer.explainer = build_explainer(winner.classifier, pd.concat([X_train, X_cal]), features, cfg, table.event_spec)
     result = TrainingResult(
         scorer=scorer, table=table, split=split, winner=winner, candidates=candidates,
         metrics={}, tables={}, fingerprint=fingerprint(table.frame[[table.id_column, *features, label]]), leakage=leaks,
