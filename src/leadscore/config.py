@@ -127,6 +127,10 @@ class LightGBMConfig(_Strict):
     reg_lambda: float = Field(1.0, ge=0)
     early_stopping_rounds: int = Field(100, gt=0)
     validation_fraction: float = Field(0.2, gt=0, lt=1, description="latest part of the training window used for early stopping")
+    threads: int | None = Field(
+        None, ge=1, description="LightGBM threads; default one below 100,000 training rows (where coordinating "
+        "threads costs more than it saves, and far more on a busy machine), else every core",
+    )
 
 
 class ModelConfig(_Strict):

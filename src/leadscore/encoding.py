@@ -37,9 +37,10 @@ class FrameEncoder(TransformerMixin, BaseEstimator):
         for column in self.feature_names_in_:
             values = X[column]
             if column in self.categories_:
+                # Codes straight from the known categories: rare and unseen values get -1, i.e. missing.
                 categories = self.categories_[column]
-                text = values.astype("string")
-                out[column] = pd.Categorical(text.where(text.isin(categories)), categories=categories)
+                codes = pd.Index(categories, dtype="string").get_indexer(values.astype("string"))
+                out[column] = pd.Categorical.from_codes(codes, categories=categories)
             else:
                 out[column] = values.astype("float64").to_numpy()
         return pd.DataFrame(out, index=X.index)

@@ -12,6 +12,7 @@ from them misses whatever changed lately (new campaigns, a new kind of lead, a n
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -61,8 +62,31 @@ def fit_candidates(train: pd.DataFrame, y_train: np.ndarray, validation_order: n
     return fitted
 
 
-def lightgbm_classifier(cfg: LightGBMConfig, n_estimators: int, seed: int, **extra) -> lgb.LGBMClassifier:
-    """A deterministic LightGBM classifier with the configured parameters (plus `extra` ones)."""
+_MULTITHREAD_ROWS = 100_000
+
+
+def lightgbm_threads(cfg: LightGBMConfig, rows: int) -> int:
+    """The configured thread count, else one thread for small windows and every core for large ones.
+
+    On tens of thousands of rows a tree takes milliseconds, and LightGBM's threads spend more time
+    waiting for each other than working: measured on 2 cores, 33,000 rows fitted 3-5 times faster on
+    one thread, and up to 10 times faster when other work kept the second core busy.
+    """
+    if cfg.threads is not None:
+        return cfg.threads
+    return 1 if rows < _MULTITHREAD_ROWS else (os.cpu_count() or 1)
+
+
+def lightgbm_classifier(cfg: LightGBMConfig, n_estimators: int, seed: int, threads: int | None = None,
+                        **extra) -> lgb.LGBMClassifier:
+    """A deterministic LightGBM classifier with the configured parameters (plus `extra` ones).
+
+    `threads` applies to training only: given as LightGBM's `num_threads`, it takes precedence over
+    `n_jobs` when fitting, while `predict` takes its threads from `n_jobs`, left at every core, so
+    that batch scoring of millions of rows keeps using the whole machine.
+    """
+    if threads is not None:
+        extra["num_threads"] = threads
     return lgb.LGBMClassifier(
         n_estimators=n_estimators, learning_rate=cfg.learning_rate, num_leaves=cfg.num_leaves,
         min_child_samples=cfg.min_child_samples, subsample=cfg.subsample, subsample_freq=1,
@@ -80,7 +104,8 @@ def fit_lightgbm(X, y, validation_order, cfg: LightGBMConfig, seed: int, min_cat
     n_validation = max(1, int(len(X) * cfg.validation_fraction))
     is_validation = np.zeros(len(X), dtype=bool)
     is_validation[np.argsort(validation_order, kind="stable")[-n_validation:]] = True
-    probe = lightgbm_classifier(cfg, cfg.n_estimators, seed, **extra)
+    threads = lightgbm_threads(cfg, len(X))
+    probe = lightgbm_classifier(cfg, cfg.n_estimators, seed, threads, **extra)
     if len(np.unique(y[is_validation])) == 2:
         probe.fit(
             encoded[~is_validation], y[~is_validation],
@@ -90,7 +115,7 @@ def fit_lightgbm(X, y, validation_order, cfg: LightGBMConfig, seed: int, min_cat
         n_trees = max(1, probe.best_iteration_ or cfg.n_estimators)
     else:  # too few conversions in the validation slice to stop early: keep the configured bound
         n_trees = cfg.n_estimators
-    model = lightgbm_classifier(cfg, n_trees, seed, **extra).fit(encoded, y)
+    model = lightgbm_classifier(cfg, n_trees, seed, threads, **extra).fit(encoded, y)
     return Pipeline([("encode", encoder), ("model", model)])
 
 
