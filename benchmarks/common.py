@@ -63,6 +63,16 @@ def train_champion(workdir: Path, leads: int = 20_000, seed: int = 7, **override
     return env
 
 
+def scoring_setup(workdir: Path | None, prefix: str) -> tuple[Path, dict, pd.DataFrame]:
+    """The folder (a new temporary one unless given), the environment of a LightGBM-only champion
+    without dimension models (one booster, so that the raw booster is the fair reference), and the
+    feature table that scoring inputs repeat."""
+    workdir = workdir or Path(tempfile.mkdtemp(prefix=prefix))
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = train_champion(workdir, model={"seed": 7, "candidates": ["lightgbm"]}, groups={})
+    return workdir, env, feature_table(env, workdir)
+
+
 def feature_table(env: dict, workdir: Path, distinct: int = 100_000, seed: int = 8) -> pd.DataFrame:
     """Id and feature columns of `distinct` fresh synthetic leads, as of the end of their funnel."""
     import mlflow

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 
-from common import CHAMPION, feature_table, machine, measure, train_champion, write_repeated
+from common import CHAMPION, machine, measure, scoring_setup, write_repeated
 
 LIMIT_MB = 1536
 SAME_WITHIN = 0.25
@@ -25,11 +24,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--workdir", type=Path, help="keep the model and inputs here between runs")
     args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="leadscore-memory-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-
-    env = train_champion(workdir, model={"seed": 7, "candidates": ["lightgbm"]}, groups={})
-    features = feature_table(env, workdir)
+    workdir, env, features = scoring_setup(args.workdir, "leadscore-memory-")
     print(f"machine: {machine()}")
     peaks = []
     for rows in args.rows:

@@ -138,9 +138,11 @@ def main() -> None:
                 notes.append(f"- {dataset.name}, {protocol.name}: {protocol.note}")
                 print(f"{dataset.name}, {protocol.name}: {protocol.note}", file=sys.stderr)
                 rows.extend(_run(dataset, protocol, automl, args.cores, args.seed, Path(workdir)))
-    notes.append(f"- machine load (1-minute average) {load_at_start:.1f} at the start and {os.getloadavg()[0]:.1f} at the "
-                 f"end, on {os.cpu_count()} cores: above the core count, other work slowed the wall-clock times "
-                 "(the CPU times much less)")
+    load_at_end, cores = os.getloadavg()[0], os.cpu_count() or 1
+    busy = ("above the core count, other work slowed the wall-clock times (the CPU times much less)"
+            if max(load_at_start, load_at_end) > cores else "not above the core count")
+    notes.append(f"- machine load (1-minute average) {load_at_start:.1f} at the start and {load_at_end:.1f} at the "
+                 f"end, on {cores} cores: {busy}")
     report = _report(rows, notes, args)
     print(report)
     args.output.parent.mkdir(parents=True, exist_ok=True)

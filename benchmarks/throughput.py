@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from common import CHAMPION, feature_table, machine, measure, train_champion, write_repeated
+from common import CHAMPION, machine, measure, scoring_setup, write_repeated
 
 TARGET = 0.8
 
@@ -31,11 +30,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="measurements of each, the best kept")
     parser.add_argument("--workdir", type=Path, help="keep the model and inputs here between runs")
     args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="leadscore-throughput-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-
-    env = train_champion(workdir, model={"seed": 7, "candidates": ["lightgbm"]}, groups={})
-    features = feature_table(env, workdir)
+    workdir, env, features = scoring_setup(args.workdir, "leadscore-throughput-")
     path = write_repeated(features, args.rows, workdir / f"leads_{args.rows}.parquet")
 
     # Alternate the two measurements and keep the best of each: other work on the machine slows either.

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from leadscore.config import parse_config
 
 SYNTHETIC_LEADS = 10000
 SYNTHETIC_SEED = 11
+
+# Property tests: no deadline (a case may train a model on a loaded machine), and fixtures shared across
+# cases on purpose (one trained model per module). `HYPOTHESIS_PROFILE=thorough` runs ten times the cases;
+# `pytest --hypothesis-show-statistics` prints how many ran.
+settings.register_profile("leadscore", deadline=None, max_examples=60, print_blob=True,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                                 HealthCheck.data_too_large])
+settings.register_profile("thorough", settings.get_profile("leadscore"), max_examples=600)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "leadscore"))
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +33,49 @@ def synthetic_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("funnel")
     generate_to_dir(SYNTHETIC_LEADS, SYNTHETIC_SEED, out)
     return out
+
+
+@contextmanager
+def using_store(folder: Path) -> Iterator[Path]:
+    """Point MLflow at the SQLite store in `folder` (tracking URI and working folder) for the block."""
+    import mlflow
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        patch.chdir(folder)
+        yield folder
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, synthetic_dir):
+    """One training of the demo config on the synthetic funnel, logged and registered (version 1, alias
+    challenger) in a store of its own: (store folder, config file, registered version). A module that
+    uses it points MLflow at the folder with `using_store`."""
+    import yaml
+
+    from leadscore.config import load_config
+    from leadscore.tracking import log_training
+    from leadscore.training import train
+
+    folder = tmp_path_factory.mktemp("demo_run")
+    config = folder / "demo.yaml"
+    config.write_text(yaml.safe_dump(demo_config(synthetic_dir)))
+    with using_store(folder):
+        # From the file, as `leadscore train --config` reads it (YAML sorts keys, and so the signal columns).
+        cfg = load_config(config)
+        registered = log_training(train(cfg), cfg)
+    return folder, config, registered
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    """For a module that only scores: the working folder and tracking URI point at a store holding the
+    small champion model of `scoring_helpers.champion_store` (trained once per session)."""
+    from scoring_helpers import champion_store
+
+    with champion_store(tmp_path_factory) as folder:
+        yield folder
 
 
 @pytest.fixture()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -9,16 +10,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 import pytest
 import requests
 import yaml
 
-from conftest import make_snapshot, snapshot_config
+from conftest import make_snapshot, snapshot_config, using_store
 from leadscore.cli import main
 
 CHAMPION = "models:/leadscore@champion"
@@ -27,6 +27,14 @@ PROVENANCE = ["model_name", "model_version", "scored_at"]
 
 def cli(*argv) -> int:
     return main([str(a) for a in argv])
+
+
+def run_cli(*argv) -> tuple[int, str, str]:
+    """Run the command line in this process: exit code, stdout and stderr (safe inside hypothesis examples)."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = cli(*argv)
+    return code, out.getvalue(), err.getvalue()
 
 
 def train_and_promote(folder: Path, rows: int = 3000) -> None:
@@ -48,16 +56,12 @@ def champion_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     The model is trained once per test session and shared by the modules that only score with it.
     """
     folder = _trained.get("champion")
-    with pytest.MonkeyPatch.context() as patch:
-        if folder is None:
-            folder = _trained["champion"] = tmp_path_factory.mktemp("champion")
-            patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
-            patch.chdir(folder)
+    if folder is None:
+        folder = _trained["champion"] = tmp_path_factory.mktemp("champion")
+        with using_store(folder):
             train_and_promote(folder)
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
-        patch.chdir(folder)
+    with using_store(folder):
         yield folder
-    mlflow.set_tracking_uri(None)
 
 
 def leads_to_score(rows: int, seed: int) -> pd.DataFrame:

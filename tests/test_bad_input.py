@@ -53,6 +53,21 @@ def test_duplicate_ids_are_named_with_their_rows(tracking_store, capsys):
     assert code == 4 and "duplicate lead ids" in err and "row(s): 4, 8" in err, err
 
 
+def test_stray_text_in_a_numeric_column_names_the_cells(tracking_store, capsys):
+    frame = make_snapshot().astype({"visits": object})
+    frame.loc[[4, 9], "visits"] = ["twelve", "12 visits"]
+    code, err = train(tracking_store, capsys, frame)
+    assert code == 4 and "'visits'" in err and "2 row(s): 5, 10" in err and "data.na_values" in err, err
+
+
+def test_a_declared_category_of_number_codes_trains(tracking_store, capsys):
+    # Given number-like codes with one text band, declared a category (the points rule compares it as a number)
+    frame = make_snapshot().astype({"visits": object})
+    frame.loc[4, "visits"] = "10+"
+    code, err = train(tracking_store, capsys, frame, categorical_columns=["visits"])
+    assert code == 0, err
+
+
 def test_unparseable_timestamps(tracking_store, capsys):
     frame = make_snapshot()
     frame.loc[10, "created_at"] = "last tuesday"

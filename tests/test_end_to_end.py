@@ -7,11 +7,10 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 from scipy.stats import spearmanr
 
-from conftest import demo_config
+from conftest import using_store
 from leadscore.cli import main
 from leadscore.synthetic import generate_to_dir, true_components
 
@@ -31,17 +30,11 @@ def fresh_batch(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained_store(tmp_path_factory, synthetic_dir):
-    """One MLflow store for this module, holding a model trained on the synthetic funnel."""
-    store = tmp_path_factory.mktemp("mlflow")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
-        patch.chdir(store)
-        config = store / "demo.yaml"
-        config.write_text(yaml.safe_dump(demo_config(synthetic_dir)))
-        cli("train", "--config", config)
+def trained_store(demo_run):
+    """The MLflow store holding the session's demo training (see `conftest.demo_run`), and its config."""
+    store, config, _ = demo_run
+    with using_store(store):
         yield store, config
-    mlflow.set_tracking_uri(None)
 
 
 def test_full_flow(trained_store, synthetic_dir, fresh_batch, capsys):

@@ -20,14 +20,8 @@ from leadscore.pyfunc import LeadScorerModel
 from leadscore.row_checks import SeenIds
 from leadscore.tracking import load_model
 from scoring_helpers import (
-    CHAMPION, PROVENANCE, champion_store, cli, leads_to_score, temporary_files, with_problems,
+    CHAMPION, PROVENANCE, cli, leads_to_score, temporary_files, with_problems,
 )
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    with champion_store(tmp_path_factory) as folder:
-        yield folder
 
 
 @pytest.fixture(scope="module")

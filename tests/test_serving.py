@@ -9,13 +9,7 @@ import pandas as pd
 import pytest
 import requests
 
-from scoring_helpers import CHAMPION, PROVENANCE, background_server, champion_store, cli, free_port, leads_to_score
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    with champion_store(tmp_path_factory) as folder:
-        yield folder
+from scoring_helpers import CHAMPION, PROVENANCE, background_server, cli, free_port, leads_to_score
 
 
 @pytest.fixture(scope="module")

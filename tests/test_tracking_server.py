@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
+import requests
 import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import make_snapshot, snapshot_config
-from scoring_helpers import CHAMPION, background_server, cli, free_port, leads_to_score, stop, train_and_promote
+from leadscore.tracking import load_model
+from scoring_helpers import CHAMPION, background_server, cli, free_port, leads_to_score, run_cli, train_and_promote
 
 
 # The server's background job runners (used by MLflow's GenAI features) are not needed here.
@@ -94,34 +98,127 @@ def test_an_unreachable_server_fails_fast_with_a_clear_message(client_folder, mo
     assert not (client_folder / "s.csv").exists() and not (client_folder / "mlflow.db").exists()
 
 
-def test_a_server_lost_during_registration_leaves_no_new_version(team_server, server_root, client_folder,
-                                                                 monkeypatch, capsys):
-    # Given the team's server, which goes away just before the next model version is registered
-    url, process = team_server
+class SwitchableProxy:
+    """A small HTTP proxy in front of the tracking server, switched to fail as a dying or flaky server does.
+
+    `go_down_at(part)`: from the first request whose path holds `part`, every request fails (503), as
+    when the server dies mid-run. `fail(part, times)`: only requests holding `part` fail, `times` times.
+    """
+
+    def __init__(self, upstream: str):
+        self.upstream = upstream
+        self.down_at: str | None = None
+        self.down = False
+        self.failing: dict[str, float] = {}
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def __enter__(self) -> SwitchableProxy:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def go_down_at(self, part: str) -> None:
+        self.down_at = part
+
+    def fail(self, part: str, times: float = float("inf")) -> None:
+        self.failing[part] = times
+
+    def recover(self) -> None:
+        self.down_at, self.down, self.failing = None, False, {}
+
+    def _fails(self, path: str) -> bool:
+        if self.down_at is not None and self.down_at in path:
+            self.down = True
+        for part, left in self.failing.items():
+            if part in path and left > 0:
+                self.failing[part] = left - 1
+                return True
+        return self.down
+
+    def _handler(self):
+        proxy = self
+
+        class Relay(BaseHTTPRequestHandler):
+            def _relay(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if proxy._fails(self.path):
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+                answer = requests.request(self.command, proxy.upstream + self.path, data=body, headers=headers,
+                                          timeout=120)
+                self.send_response(answer.status_code)
+                for key, value in answer.headers.items():
+                    if key.lower() not in _HOP_BY_HOP:
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _relay
+
+            def log_message(self, *args):  # the test's output is not the place for an access log
+                pass
+
+        return Relay
+
+
+# Set per connection, or describing a body that the proxy re-encodes.
+_HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
+
+
+def train_once(folder: Path) -> tuple[int, str]:
+    """Train the snapshot model of `conftest.make_snapshot` (1,500 rows); the exit code and stderr."""
+    make_snapshot(1500, seed=1).to_csv(folder / "train.csv", index=False)
+    (folder / "config.yaml").write_text(yaml.safe_dump(snapshot_config(folder / "train.csv")))
+    code, _, err = run_cli("train", "--config", folder / "config.yaml")
+    return code, err
+
+
+def registered_versions(url: str) -> dict[str, str]:
+    """Every registered version of the model: {version: its run id}."""
+    return {v.version: v.run_id for v in MlflowClient(url).search_model_versions("name='leadscore'")}
+
+
+def test_a_server_failing_mid_run_registers_nothing_and_a_retry_succeeds(team_server, client_folder, monkeypatch):
+    # Given the team's server behind a proxy, and MLflow's retries off so that a failure shows at once
+    url, _ = team_server
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with SwitchableProxy(url) as proxy:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy.url)
+        before = registered_versions(url)
+
+        # When the server dies while the model is uploaded, then at registration, then refuses the alias
+        for failure, expected in (
+            (lambda: proxy.go_down_at("python_model.pkl"), "logging the training run failed"),
+            (lambda: proxy.go_down_at("model-versions/create"), "registering the model failed"),
+            (lambda: proxy.fail("registered-models/alias"), "the version was removed"),
+        ):
+            failure()
+            code, err = train_once(client_folder)
+            proxy.recover()
+
+            # Then each run fails as a tracking failure with a clear message, and the registry has no new version
+            assert code == 5 and expected in err and "Traceback" not in err, err
+            assert registered_versions(url) == before, f"after '{expected}': {registered_versions(url)} vs {before}"
+
+        # And once the server answers again (a passing glitch is retried by MLflow), training registers a version
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+        proxy.fail("registered-models/alias", times=2)
+        code, err = train_once(client_folder)
+        assert code == 0, err
+        assert proxy.failing["registered-models/alias"] == 0, "the glitches happened and were retried"
+        after = registered_versions(url)
+        assert len(after) == len(before) + 1, f"one new version: {after} vs {before}"
+
+    # And every registered version has its model: each one loads
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail at once instead of retrying for minutes
-    before = {v.version for v in MlflowClient(url).search_model_versions("name='leadscore'")}
-    register = mlflow.register_model
-
-    def server_lost(*args, **kwargs):
-        stop(process)
-        return register(*args, **kwargs)
-
-    monkeypatch.setattr(mlflow, "register_model", server_lost)
-
-    # When a model is trained
-    make_snapshot(3000, seed=1).to_csv(client_folder / "train.csv", index=False)
-    (client_folder / "config.yaml").write_text(yaml.safe_dump(snapshot_config(client_folder / "train.csv")))
-    code = cli("train", "--config", client_folder / "config.yaml")
-    err = capsys.readouterr().err
-
-    # Then the job fails as a tracking failure and says nothing was registered
-    assert code == 5 and "no model version was registered" in err, err
-
-    # And once the server is back, the registry holds the versions it had before, and no other
-    port = free_port()
-    restarted = f"http://127.0.0.1:{port}"
-    with background_server(server_argv(server_root, port), f"{restarted}/health", server_root / "server2.log",
-                            env=SERVER_ENV):
-        after = {v.version for v in MlflowClient(restarted).search_model_versions("name='leadscore'")}
-    assert after == before, f"versions before {before}, after {after}"
+    for version in after:
+        assert load_model(f"models:/leadscore/{version}").scorer.feature_columns, f"version {version} loads"

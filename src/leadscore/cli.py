@@ -1,7 +1,8 @@
 """`leadscore` command line: generate, train, promote, export, score.
 
 Exit codes: 0 success, 2 bad usage, 3 bad config, 4 bad input data, 5 tracking server or registry
-failure, 1 internal error (a bug: please report it with the message).
+failure or a model that cannot be loaded, 6 an output that cannot be written (disk full, permission
+denied), 1 internal error (a bug: please report it with the message).
 """
 
 from __future__ import annotations
@@ -179,17 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(run=_export)
 
     xp = commands.add_parser("explain", help="print one lead's scores and the reasons behind them")
-    xp.add_argument("--model", default="models:/leadscore@champion")
-    xp.add_argument("--input", required=True, help="CSV/Parquet snapshot table, or event-log folder")
+    _add_model_and_input(xp, "explain")
     xp.add_argument("--lead", required=True, help="the lead's id (the row number for tables without ids)")
-    xp.add_argument("--as-of", help="event log only: explain as of this time (default: just after the last event)")
     xp.set_defaults(run=_explain)
 
     sc = commands.add_parser("score", help="score a snapshot file or event-log folder")
-    sc.add_argument("--model", default="models:/leadscore@champion")
-    sc.add_argument("--input", required=True, help="CSV/Parquet snapshot table, or event-log folder")
+    _add_model_and_input(sc, "score")
     sc.add_argument("--output", required=True, help="CSV or Parquet file, written atomically")
-    sc.add_argument("--as-of", help="event log only: score as of this time (default: just after the last event)")
     sc.add_argument("--top", type=int, default=0, help="print the N highest-scoring leads")
     sc.add_argument("--rejects", help="where to list rejected rows (default: <output stem>.rejects.csv)")
     sc.add_argument("--config", help="take defaults for the options below from this config's 'scoring' section")
@@ -204,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="leave out the reason columns (faster)")
     sc.set_defaults(run=_score)
     return parser
+
+
+def _add_model_and_input(parser: argparse.ArgumentParser, verb: str) -> None:
+    """The options `score` and `explain` share: which model, which leads, and as of when."""
+    parser.add_argument("--model", default="models:/leadscore@champion")
+    parser.add_argument("--input", required=True, help="CSV/Parquet snapshot table, or event-log folder")
+    parser.add_argument("--as-of", help=f"event log only: {verb} as of this time (default: just after the last event)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,6 +40,11 @@ class DataConfig(_Strict):
         description="known only after the outcome (names or shell patterns): the leakage guard flags any still used as a feature",
     )
     na_values: list[str] = Field(default_factory=list, description="strings that mean 'missing', e.g. 'unknown'")
+    categorical_columns: list[str] = Field(
+        default_factory=list,
+        description="snapshot form: columns that are categories even though nearly all their values are numbers "
+        "(codes, bands such as '1000+'); any other such column with a few non-numbers is refused as a data error",
+    )
     csv_separator: str = ","
 
     @property
@@ -128,8 +133,9 @@ class LightGBMConfig(_Strict):
     early_stopping_rounds: int = Field(100, gt=0)
     validation_fraction: float = Field(0.2, gt=0, lt=1, description="latest part of the training window used for early stopping")
     threads: int | None = Field(
-        None, ge=1, description="LightGBM threads; default one below 100,000 training rows (where coordinating "
-        "threads costs more than it saves, and far more on a busy machine), else every core",
+        None, ge=1, description="LightGBM training threads; default one below 100,000 training rows (where "
+        "coordinating threads costs more than it saves, and far more on a busy machine), else every core. Results "
+        "are identical for the same thread count: set it to train identical models on machines of other sizes",
     )
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import beta
 
-from leadscore.config import Capacity, CutoffPolicy, CutoffsConfig, KeepConversions, MinConversionRate, TopFraction
+from leadscore.config import CutoffPolicy, CutoffsConfig, KeepConversions, MinConversionRate, TopFraction
 from leadscore.errors import ConfigError
 from leadscore.scorer import probability_to_score
 

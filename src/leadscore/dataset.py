@@ -19,7 +19,9 @@ from leadscore.features import (
 )
 from leadscore.io import read_table
 from leadscore.personal import personal_columns
-from leadscore.validation import binary_label, check_ids, parse_timestamps, require_columns, validate_numeric
+from leadscore.validation import (
+    binary_label, check_ids, parse_timestamps, require_columns, row_numbers, validate_numeric,
+)
 
 ROW_ID = "row_number"
 
@@ -85,10 +87,39 @@ def _from_snapshot(cfg: Config) -> TrainingTable:
     dated = [c for c in features if pd.api.types.is_datetime64_any_dtype(frame[c])]
     if dated:
         raise ConfigError(f"columns {dated} hold dates, which are not features; add them to data.exclude_columns")
+    unknown_categorical = [c for c in data.categorical_columns if c not in features]
+    if unknown_categorical:
+        raise ConfigError(f"data.categorical_columns names columns that are not features: {unknown_categorical}")
+    for column in features:
+        if column in data.categorical_columns:
+            frame[column] = frame[column].astype("string")
+        else:
+            _refuse_stray_text(frame[column], column)
     return TrainingTable(
         frame=frame, id_column=id_column, label_column=data.label_column, time_column=data.time_column,
         feature_columns=features, event_spec=None, dropped_personal=hidden,
     )
+
+
+# A text column whose values are numbers but for at most this share is taken for a numeric column with
+# typing errors (a stray "n/a", "12 visits"): learning it as a category would quietly lose its order.
+_STRAY_TEXT_SHARE = 0.01
+
+
+def _refuse_stray_text(values: pd.Series, column: str) -> None:
+    """Fail on a text column that is numbers but for a few cells, naming those cells."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return
+    text = values.astype("string").str.strip()
+    filled = text.notna() & (text != "")
+    stray = filled & pd.to_numeric(text, errors="coerce").isna()
+    if 0 < stray.sum() <= _STRAY_TEXT_SHARE * filled.sum():
+        raise InputError(
+            f"the column holds numbers but for {int(stray.sum())} cell(s) of text (e.g. {text[stray].iloc[0]!r})",
+            column=column, rows=row_numbers(values.to_frame(), stray),
+            fix="correct those cells or leave them empty; list placeholders such as 'n/a' in data.na_values; or, "
+            "if the column is a category whose values merely look like numbers, list it in data.categorical_columns",
+        )
 
 
 def _from_event_log(cfg: Config) -> TrainingTable:

@@ -52,3 +52,13 @@ class TrackingError(LeadscoreError):
     """The MLflow tracking server or model registry failed or could not be reached."""
 
     exit_code = 5
+
+
+class ModelLoadError(TrackingError):
+    """A model was found but cannot be used: a corrupted artifact, or saved by incompatible package versions."""
+
+
+class OutputError(LeadscoreError):
+    """An output could not be written (disk full, file too large, permission denied); the previous one is untouched."""
+
+    exit_code = 6

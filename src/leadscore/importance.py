@@ -82,11 +82,14 @@ def global_explanations(scorer, frame: pd.DataFrame, *, sample: int = SAMPLE_ROW
     return GlobalExplanations(tables, figures, summary)
 
 
-def write_global_explanations(scorer, frame: pd.DataFrame, folder: Path, *, seed: int = 0) -> None:
-    """Compute and write the global explanations of `scorer` on a sample of `frame` (nothing without an explainer)."""
+def write_global_explanations(scorer, frame: pd.DataFrame, folder: Path, *, seed: int = 0) -> GlobalExplanations | None:
+    """Compute and write the global explanations of `scorer` on a sample of `frame` (nothing without an explainer).
+
+    Returns them, so that other reports of the run (the model card) quote the same figures."""
     explanations = global_explanations(scorer, frame, seed=seed)
     if explanations is not None:
         explanations.write(folder)
+    return explanations
 
 
 def importance_table(raw: pd.DataFrame, points: pd.DataFrame, dimension: dict[str, str], *, key: str = "column") -> pd.DataFrame:

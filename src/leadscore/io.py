@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -10,9 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from leadscore.errors import InputError
+from leadscore.errors import InputError, OutputError
 
 TABLE_SUFFIXES = (".parquet", ".csv")
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_NO_PERMISSION = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 def read_table(path: str | Path, *, csv_separator: str = ",", na_values: list[str] | None = None) -> pd.DataFrame:
@@ -61,17 +65,39 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
 
     The rename is atomic on one file system, so readers see either the old file or the whole new
     one, and a failed or interrupted job leaves the previous output untouched and no partial file behind.
+    A file system failure (disk full, file too large, permission denied) is an `OutputError` naming
+    `path`, unless the block already raised one naming the file it was writing.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    # Created like any new file (mode 666 less the umask), so the published output is as readable as before.
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Created like any new file (mode 666 less the umask), so the published output is as readable as before.
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as exc:
+        raise output_error(path, exc) from exc
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        raise output_error(path, exc) from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # nothing to remove, or a folder we may not even list
+            tmp.unlink(missing_ok=True)
+
+
+def output_error(path: str | Path, exc: OSError) -> OutputError:
+    """The error for an output that could not be written: what failed, and what to do about it."""
+    path = Path(path)
+    if exc.errno in _NO_SPACE:
+        fix = f"free space on the disk holding {path.parent} (or raise the file size limit), then run again"
+    elif exc.errno in _NO_PERMISSION:
+        fix = (f"let the job create and rename files in {path.parent} (it writes a temporary file beside "
+               "the target and renames it into place), or write elsewhere")
+    else:
+        fix = f"check that {path.parent} is a writable folder"
+    reason = exc.strerror or str(exc)
+    return OutputError(f"cannot write {path}: {reason}; any previous {path.name} is untouched. Fix: {fix}")
 
 
 def write_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:

@@ -23,7 +23,10 @@ def points_score(frame: pd.DataFrame, rules: list[PointsRule]) -> np.ndarray:
         values = frame[rule.column]
         if rule.op == "in":
             holds = values.astype("string").isin([str(v) for v in rule.value])
+        elif isinstance(rule.value, (int, float)) and not isinstance(rule.value, bool):
+            # A number compares with numbers: a cell that is not one (text, missing) does not meet the rule.
+            holds = _COMPARE[rule.op](pd.to_numeric(values, errors="coerce"), rule.value)
         else:
-            holds = _COMPARE[rule.op](values, rule.value)
+            holds = _COMPARE[rule.op](values.astype("string"), str(rule.value))
         total += np.where(pd.Series(holds).fillna(False).to_numpy(dtype=bool), rule.points, 0.0)
     return np.clip(total, 0, 100)

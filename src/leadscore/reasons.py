@@ -263,7 +263,8 @@ def _quantise(values: np.ndarray, specs: set[str]) -> np.ndarray:
     if specs == {"times"}:
         return np.round(values)
     if specs == {""}:  # as `format_number` shows them: whole, rounded when large, else 3 significant digits
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # log10(0) and the scale of a tiny value (1e-300 needs 1e302) are masked out below: no warning for them.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             scale = 10.0 ** (2 - np.floor(np.log10(np.abs(values))))
             significant = np.where(values == 0, 0.0, np.round(values * scale) / scale)
         return np.where(np.abs(values) >= 100, np.round(values), significant)

@@ -134,8 +134,8 @@ def score_file(
 
     with atomic_output(output) as tmp_output:
         with atomic_output(rejects) as tmp_rejects:
-            with TableWriter(tmp_output, output.suffix.lower()) as scores, \
-                    TableWriter(tmp_rejects, ".csv", REJECTS_SCHEMA) as rejected:
+            with TableWriter(tmp_output, output.suffix.lower(), target=output) as scores, \
+                    TableWriter(tmp_rejects, ".csv", REJECTS_SCHEMA, target=rejects) as rejected:
                 progress = Progress("leadscore score", total)
                 try:
                     for chunk, status in chunks:

@@ -17,6 +17,9 @@ from leadscore.config import SplitConfig
 from leadscore.errors import InputError
 
 WINDOWS = ("train", "calibration", "test")
+# Both classes in every window; a few of each where something is fitted: the calibration method is chosen
+# by 5-fold cross-validation inside the calibration window, which cannot cut fewer rows of a class.
+MIN_ROWS_PER_CLASS = {"train": 5, "calibration": 5, "test": 1}
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,13 @@ def split_frame(
         order = frame[time_column] if method == "time" else pd.Series(np.arange(len(frame)), index=frame.index)
         split = _ordered_split(frame, cfg, order, method, horizon_days if method == "time" and cfg.purge else None)
     for name, window in split.windows().items():
-        classes = window[label_column].nunique()
-        if len(window) == 0 or classes < 2:
+        counts = window[label_column].value_counts()
+        rarer = int(counts.min()) if len(counts) == 2 else 0
+        if rarer < MIN_ROWS_PER_CLASS[name]:
             raise InputError(
-                f"the {name} window has {len(window)} rows and {classes} label value(s); each window needs "
-                "both converted and unconverted leads", column=label_column,
+                f"the {name} window has {len(window)} rows, {rarer} of them in the rarer label class; it needs at "
+                f"least {MIN_ROWS_PER_CLASS[name]} converted and {MIN_ROWS_PER_CLASS[name]} unconverted leads",
+                column=label_column,
                 fix="add history, or change the split fractions (and for event logs the snapshot schedule)",
             )
     return split

@@ -22,7 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from leadscore.errors import InputError
-from leadscore.io import TABLE_SUFFIXES
+from leadscore.io import TABLE_SUFFIXES, output_error
 
 _CSV_BLOCK_BYTES = 16 << 20
 
@@ -101,12 +101,14 @@ class TableWriter:
 
     Used as a context manager, it closes the file on leaving the block; with no row written, the file
     holds an empty table with the given `schema`, or else text columns named by `empty_columns`.
+    A failed write (disk full, file too large) is an `OutputError` naming `target`.
     """
 
-    def __init__(self, path: Path, fmt: str, schema: pa.Schema | None = None):
+    def __init__(self, path: Path, fmt: str, schema: pa.Schema | None = None, *, target: Path | None = None):
         if fmt not in (".csv", ".parquet"):
             raise InputError(f"unsupported output type '{fmt}'", fix=f"name the output with one of {TABLE_SUFFIXES}")
         self.path, self.fmt, self.schema = Path(path), fmt, schema
+        self.target = Path(target or path)  # the file this one will be published as, named in errors
         self.rows = 0
         self.empty_columns: list[str] = []
         self._writer = None
@@ -122,18 +124,24 @@ class TableWriter:
         if self.schema is None:
             self.schema = _stable_schema(frame)
         table = pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
-        if self._writer is None:
-            self._writer = self._open()
-        self._writer.write_table(table)
+        try:
+            if self._writer is None:
+                self._writer = self._open()
+            self._writer.write_table(table)
+        except OSError as exc:
+            raise output_error(self.target, exc) from exc
         self.rows += len(frame)
 
     def close(self) -> None:
         """Finish the file."""
-        if self._writer is None:
-            if self.schema is None:
-                self.schema = pa.schema([(c, pa.large_string()) for c in self.empty_columns])
-            self._writer = self._open()
-        self._writer.close()
+        try:
+            if self._writer is None:
+                if self.schema is None:
+                    self.schema = pa.schema([(c, pa.large_string()) for c in self.empty_columns])
+                self._writer = self._open()
+            self._writer.close()
+        except OSError as exc:
+            raise output_error(self.target, exc) from exc
 
     def _open(self):
         schema = self.schema.remove_metadata()

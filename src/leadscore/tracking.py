@@ -33,6 +33,8 @@ from leadscore.cutoffs import Cutoffs
 from leadscore.errors import TrackingError
 from leadscore.evaluation import probability_metrics
 from leadscore.importance import write_global_explanations
+from leadscore.model_loading import LEADSCORE_VERSION_KEY, load_scorer_model
+from leadscore.model_card import MODEL_CARD_ARTIFACT, model_card
 from leadscore.pyfunc import LeadScorerModel
 from leadscore.scorer import LeadScorer
 from leadscore.training import TrainingResult
@@ -106,6 +108,8 @@ def log_training(result: TrainingResult, cfg: Config) -> RegisteredVersion:
                 signature=_signature(example, result.scorer.predict(example)),
                 input_example=example,
                 pip_requirements=[f"{p}=={package_version(p)}" for p in ("mlflow", *_RUNTIME_PACKAGES)],
+                # Readable without unpickling, so that a model from another release is refused with a clear message.
+                metadata={LEADSCORE_VERSION_KEY: __version__},
             )
     except (MlflowException, requests.RequestException, OSError) as exc:
         raise TrackingError(f"logging the training run failed: {exc}; no model version was registered") from exc
@@ -242,7 +246,8 @@ def _log_artifacts(result: TrainingResult, cfg: Config) -> None:
         (folder / "plots").mkdir()
         for name, figure in result.figures.items():
             figure.savefig(folder / "plots" / name, dpi=110)
-        write_global_explanations(result.scorer, result.split.test, folder / "explanations", seed=cfg.model.seed)
+        explanations = write_global_explanations(result.scorer, result.split.test, folder / "explanations", seed=cfg.model.seed)
+        (folder / MODEL_CARD_ARTIFACT).write_text(model_card(result, cfg, explanations))
         mlflow.log_artifacts(tmp)
 
 
@@ -269,18 +274,24 @@ class LoadedModel:
 
 
 def load_model(uri: str) -> LoadedModel:
-    """Load a scorer from `models:/name@alias`, `models:/name/version` or a local model folder."""
+    """Load a scorer from `models:/name@alias`, `models:/name/version` or a local model folder.
+
+    Registry models are first copied to a temporary folder (a tracking failure), then opened there (a
+    model failure, which names the versions the model needs: see `leadscore.model_loading`).
+    """
     name, version = Path(uri).name, "local"
-    try:
-        if uri.startswith("models:/"):
-            name, version = _resolve_version(connect(), uri)
-            # Load the resolved version, not the alias, so that the version reported is the one used.
-            uri = f"models:/{name}/{version}"
-        pyfunc = mlflow.pyfunc.load_model(uri)
-    except (MlflowException, requests.RequestException, OSError) as exc:
-        raise TrackingError(f"cannot load model {uri}: {exc}") from None
-    scorer = pyfunc.unwrap_python_model().scorer
-    return LoadedModel(pyfunc, scorer, name, str(version))
+    with tempfile.TemporaryDirectory(prefix="leadscore-model-") as tmp:
+        try:
+            if uri.startswith("models:/"):
+                name, version = _resolve_version(connect(), uri)
+                # Load the resolved version, not the alias, so that the version reported is the one used.
+                uri = f"models:/{name}/{version}"
+            folder = Path(uri) if Path(uri).is_dir() else Path(
+                mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        except (MlflowException, requests.RequestException, OSError) as exc:
+            raise TrackingError(f"cannot load model {uri}: {exc}") from None
+        pyfunc = load_scorer_model(folder, uri)
+    return LoadedModel(pyfunc, pyfunc.unwrap_python_model().scorer, name, str(version))
 
 
 def _resolve_version(client: MlflowClient, uri: str) -> tuple[str, str]:

@@ -1,0 +1,39 @@
+"""The same data, config and seed give the same model: identical scores, reasons and cutoffs, run after run.
+
+Agreement of the pandas and Spark engines on one model is checked in tests/test_spark.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from leadscore.tracking import load_model
+from scoring_helpers import CHAMPION, leads_to_score, train_and_promote
+
+
+def train_in_a_fresh_store(folder: Path, monkeypatch):
+    """Train and promote in a store of its own; the champion's scorer."""
+    folder.mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+    monkeypatch.chdir(folder)
+    train_and_promote(folder, rows=2000)
+    return load_model(CHAMPION).scorer
+
+
+def test_two_trainings_give_identical_models(tmp_path, monkeypatch):
+    # Given two fresh stores, and the same data, config and seed
+    first = train_in_a_fresh_store(tmp_path / "first", monkeypatch)
+    second = train_in_a_fresh_store(tmp_path / "second", monkeypatch)
+
+    # When each scores the same leads
+    leads = leads_to_score(500, seed=61)
+    ours, theirs = first.predict(leads), second.predict(leads)
+
+    # Then every probability, dimension score, band, flag and reason is identical (exactly, not within a tolerance)
+    pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
+    assert ours["reasons"].notna().all() and ours["p_convert"].nunique() > 10, "a model that tells leads apart"
+    assert {"fit_score", "engagement_score", "grade", "is_mql", "is_sql"} <= set(ours.columns)
+    assert (first.cutoffs.mql, first.cutoffs.sql) == (second.cutoffs.mql, second.cutoffs.sql)
+    assert first.metadata["model"] == second.metadata["model"] and first.feature_columns == second.feature_columns
