@@ -25,7 +25,7 @@ demo: install
 	$(BIN)/leadscore generate --leads 20000 --seed 7 --out $(DEMO)/history
 	$(BIN)/leadscore train --config configs/demo.yaml
 	$(BIN)/leadscore promote --config configs/demo.yaml
-	$(BIN)/leadscore generate --leads 3000 --seed 8 --start 2026-06-01 --days 180 --out $(DEMO)/fresh
+	$(BIN)/leadscore generate --leads 3000 --seed 8 --start 2026-06-01 --days 150 --out $(DEMO)/fresh
 	$(BIN)/leadscore score --model models:/leadscore@champion --input $(DEMO)/fresh --as-of 2026-11-01 \
 		--output $(DEMO)/fresh_scores.csv --top 10
 
