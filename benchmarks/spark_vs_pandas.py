@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 
-from common import CHAMPION, feature_table, machine, measure, train_champion, write_repeated
+from common import CHAMPION, machine, measure, scoring_setup, write_repeated
 
 
 def main() -> None:
@@ -23,11 +22,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--workdir", type=Path, help="keep the model and inputs here between runs")
     args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="leadscore-spark-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-
-    env = train_champion(workdir, model={"seed": 7, "candidates": ["lightgbm"]}, groups={})
-    path = write_repeated(feature_table(env, workdir), args.rows, workdir / f"leads_{args.rows}.parquet")
+    workdir, env, features = scoring_setup(args.workdir, "leadscore-spark-")
+    path = write_repeated(features, args.rows, workdir / f"leads_{args.rows}.parquet")
     seconds = {}
     for engine in ("pandas", "spark"):
         run = measure(["score", "--model", CHAMPION, "--input", path, "--output",
