@@ -128,10 +128,9 @@ def _explain(args: argparse.Namespace) -> None:
 
 def _lead_features(scorer, path, lead_id: str, as_of: str | None):
     """The input rows of one lead: from a snapshot table, or its features in an event log as of `as_of`."""
-    import pandas as pd
-
     from leadscore.features import features_as_of, load_event_log
     from leadscore.io import read_table
+    from leadscore.scoring import scoring_time
 
     if not path.is_dir():
         frame = read_table(path)
@@ -140,11 +139,7 @@ def _lead_features(scorer, path, lead_id: str, as_of: str | None):
         return frame[frame[scorer.id_column].astype(str) == lead_id].reset_index(drop=True)
     layout = scorer.event_spec.layout
     log = load_event_log(path, layout, with_outcomes=False)
-    if as_of:
-        moment = pd.Timestamp(as_of)
-        moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
-    else:  # as the scoring job does: just after the last recorded activity
-        moment = log.activities[layout.timestamp_column].max() + pd.Timedelta(seconds=1)
+    moment = scoring_time(log.activities[layout.timestamp_column], as_of)  # the moment the scoring job would use
     leads = log.leads[log.leads[layout.id_column].astype(str) == lead_id]
     return features_as_of(leads, log.activities, moment, scorer.event_spec)
 

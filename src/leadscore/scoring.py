@@ -300,6 +300,15 @@ def log_findings(report: ScoringReport, drift_path) -> None:
                     ", ".join(report.drifted), drift_path)
 
 
+def scoring_time(activity_times: pd.Series, as_of: str | None) -> pd.Timestamp:
+    """The moment an event log is scored at: `as_of` (UTC unless it names a zone), or else the export's
+    cut-off, just after its last recorded activity."""
+    if not as_of:
+        return activity_times.max() + pd.Timedelta(seconds=1)
+    moment = pd.Timestamp(as_of)
+    return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+
+
 def _event_log_features(loaded: LoadedModel, folder: Path, as_of: str | None) -> tuple[pd.DataFrame, pd.Series]:
     """Features as of `as_of` (default: the last recorded event) for every lead in the log."""
     spec = loaded.scorer.event_spec
@@ -311,11 +320,7 @@ def _event_log_features(loaded: LoadedModel, folder: Path, as_of: str | None) ->
     layout = spec.layout
     has_outcomes = any((folder / f"{layout.outcomes_table}{s}").exists() for s in (".csv", ".parquet"))
     event_log = load_event_log(folder, layout, with_outcomes=has_outcomes)
-    if as_of:
-        moment = pd.Timestamp(as_of)
-        moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
-    else:  # an export's cut-off: just after the last recorded activity
-        moment = event_log.activities[layout.timestamp_column].max() + pd.Timedelta(seconds=1)
+    moment = scoring_time(event_log.activities[layout.timestamp_column], as_of)
     late = event_log.leads[layout.created_column] > moment
     if late.any():
         raise InputError(
