@@ -78,14 +78,25 @@ class DimensionScorer:
 
     def stage_labels(self, p_stage: np.ndarray) -> np.ndarray:
         consideration, decision = (lift * self.stage_average for lift in self.stage_lifts)
-        return np.where(p_stage >= decision, STAGES[2], np.where(p_stage >= consideration, STAGES[1], STAGES[0]))
+        return stage_of(p_stage, consideration, decision)
 
     def grades(self, p: dict[str, np.ndarray]) -> np.ndarray | None:
         if "fit" not in p or "engagement" not in p:
             return None
-        letters = np.asarray(FIT_LETTERS)[_quartile_index(p["fit"], self.quartiles["fit"])]
-        digits = np.asarray(ENGAGEMENT_DIGITS)[_quartile_index(p["engagement"], self.quartiles["engagement"])]
-        return np.char.add(letters.astype(str), digits.astype(str))
+        return grade_of(_quartile_index(p["fit"], self.quartiles["fit"]),
+                        _quartile_index(p["engagement"], self.quartiles["engagement"]))
+
+
+def stage_of(values: np.ndarray, consideration: float, decision: float) -> np.ndarray:
+    """The stage label of each value: decision from `decision` up, consideration from `consideration` up, else awareness."""
+    return np.where(values >= decision, STAGES[2], np.where(values >= consideration, STAGES[1], STAGES[0]))
+
+
+def grade_of(fit_quartile: np.ndarray, engagement_quartile: np.ndarray) -> np.ndarray:
+    """Grades such as "A1" from quartile positions (0 lowest, 3 highest) of fit and engagement."""
+    letters = np.asarray(FIT_LETTERS)[fit_quartile]
+    digits = np.asarray(ENGAGEMENT_DIGITS)[engagement_quartile]
+    return np.char.add(letters.astype(str), digits.astype(str))
 
 
 def _quartile_index(p: np.ndarray, cuts: np.ndarray) -> np.ndarray:
@@ -93,9 +104,14 @@ def _quartile_index(p: np.ndarray, cuts: np.ndarray) -> np.ndarray:
     return np.searchsorted(cuts, p, side="left")
 
 
+def matches_any(column: str, patterns) -> bool:
+    """Whether a column is one of the names, or matches one of the shell patterns, in `patterns`."""
+    return any(fnmatch.fnmatchcase(column, pattern) for pattern in patterns)
+
+
 def resolve_group(patterns: list[str], columns: list[str]) -> list[str]:
     """Columns matching any name or shell pattern, in the order of `columns`."""
-    return [c for c in columns if any(fnmatch.fnmatchcase(c, pattern) for pattern in patterns)]
+    return [c for c in columns if matches_any(c, patterns)]
 
 
 def dimension_columns(cfg: Config, feature_columns: list[str]) -> dict[str, list[str]]:

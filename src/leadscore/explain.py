@@ -55,16 +55,16 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from leadscore.config import Config, FeatureGroups, ReasonsConfig, ReasonTemplate
+from leadscore.dimensions import DIMENSIONS, matches_any, resolve_group
 from leadscore.errors import ConfigError
 from leadscore.features import EventFeatureSpec
 from leadscore.reasons import (
     COLUMN, COMBINED, DEFAULT_TEXTS, SIGNAL, SIGNAL_PARTS, ReasonField, ReasonWriter, Templates, check_template,
     render,
 )
+from leadscore.scorer import SCORE_SCALE
 
-DIMENSIONS = tuple(FeatureGroups.model_fields)  # fit, engagement, stage
 OTHER = "other"
-_SCORE_SCALE = 100.0
 _FLAT = 1e-12  # |f(x) - f0| below this: use the slope at the base instead of the secant
 
 
@@ -126,7 +126,7 @@ class Explainer:
     def points(self, contributions: np.ndarray, p: np.ndarray) -> np.ndarray:
         """Score points per column: contributions scaled by the secant slope (see the module docstring)."""
         delta = contributions.sum(axis=1)
-        gained = _SCORE_SCALE * np.asarray(p, dtype="float64") - self.base_score
+        gained = SCORE_SCALE * np.asarray(p, dtype="float64") - self.base_score
         flat = np.abs(delta) <= _FLAT
         slope = np.where(flat, self.base_slope, gained / np.where(flat, 1.0, delta))
         return contributions * slope[:, None]
@@ -142,7 +142,7 @@ class Explainer:
             raw=pd.DataFrame(raw, columns=self.feature_columns, index=index),
             points=pd.DataFrame(points, columns=self.feature_columns, index=index),
             fields=pd.DataFrame(points @ self.field_columns, columns=names, index=index),
-            score=_SCORE_SCALE * np.asarray(p, dtype="float64"),
+            score=SCORE_SCALE * np.asarray(p, dtype="float64"),
         )
 
     def reasons(self, features: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
@@ -203,7 +203,7 @@ def raw_output(pipeline: Pipeline, features: pd.DataFrame) -> np.ndarray:
 def dimension_of(column: str, groups: FeatureGroups) -> str:
     """The first dimension whose names or shell patterns match the column, else "other"."""
     for dimension in DIMENSIONS:
-        if any(fnmatch.fnmatchcase(column, pattern) for pattern in getattr(groups, dimension)):
+        if matches_any(column, getattr(groups, dimension)):
             return dimension
     return OTHER
 
@@ -218,7 +218,7 @@ def reason_fields(
     """
     owner: dict[str, tuple[str, str]] = {}  # column -> (field, kind)
     for name, patterns in cfg.combine.items():
-        members = [c for c in feature_columns if any(fnmatch.fnmatchcase(c, p) for p in patterns)]
+        members = resolve_group(patterns, feature_columns)
         where = f"reasons.combine.{name}"
         if not members:
             raise ConfigError(f"{where}: no feature column matches {patterns}")
@@ -276,10 +276,10 @@ class _ScoreOfRaw:
     def __call__(self, raw: np.ndarray) -> np.ndarray:
         inputs = expit(raw) if self.on_probability else raw
         p = np.mean([c.calibrators[0].predict(inputs) for c in self.classifier.calibrated_classifiers_], axis=0)
-        return _SCORE_SCALE * p
+        return SCORE_SCALE * p
 
     def check(self, features: pd.DataFrame) -> None:
-        expected = _SCORE_SCALE * self.classifier.predict_proba(features)[:, 1]
+        expected = SCORE_SCALE * self.classifier.predict_proba(features)[:, 1]
         error = np.max(np.abs(self(raw_output(self.pipeline, features)) - expected))
         if not error < 1e-8:
             raise RuntimeError(f"the calibration of raw outputs differs from the scorer's by {error:.3g} points")

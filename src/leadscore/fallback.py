@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.config import Config, PointsCutoffs, PointsRule
-from leadscore.dimensions import DIMENSIONS, ENGAGEMENT_DIGITS, FIT_LETTERS, STAGES, resolve_group
+from leadscore.dimensions import DIMENSIONS, grade_of, resolve_group, stage_of
 from leadscore.errors import ConfigError
 from leadscore.features import EventFeatureSpec
 from leadscore.points import points_score
@@ -64,16 +64,12 @@ class PointsScorer(ScoringContract):
         for name in DIMENSIONS:
             out[f"{name}_score"] = dims.get(name, np.nan)
         stage = dims.get("stage")
-        out["stage"] = pd.Series(
-            None if stage is None else np.where(stage >= self.cutoffs.sql, STAGES[2],
-                                                np.where(stage >= self.cutoffs.mql, STAGES[1], STAGES[0])),
-            index=out.index, dtype="string",
-        )
+        out["stage"] = pd.Series(None if stage is None else stage_of(stage, self.cutoffs.mql, self.cutoffs.sql),
+                                 index=out.index, dtype="string")
         grade = None
         if "fit" in dims and "engagement" in dims:
-            letters = np.asarray(FIT_LETTERS)[np.searchsorted(_QUARTERS, dims["fit"], side="right")]
-            digits = np.asarray(ENGAGEMENT_DIGITS)[np.searchsorted(_QUARTERS, dims["engagement"], side="right")]
-            grade = np.char.add(letters.astype(str), digits.astype(str))
+            grade = grade_of(np.searchsorted(_QUARTERS, dims["fit"], side="right"),
+                             np.searchsorted(_QUARTERS, dims["engagement"], side="right"))
         out["grade"] = pd.Series(grade, index=out.index, dtype="string")
         out["is_mql"] = points >= self.cutoffs.mql
         out["is_sql"] = points >= self.cutoffs.sql
@@ -96,6 +92,6 @@ def points_fallback(cfg: Config, id_column: str, feature_columns: list[str], num
     return PointsScorer(
         rules=list(cfg.points_baseline), cutoffs=cfg.points_cutoffs, id_column=id_column,
         feature_columns=rule_columns, numeric_feature_columns=[c for c in rule_columns if c in numeric_columns],
-        dimension_rules=dimension_rules, event_spec=event_spec, metadata={**metadata, "model": "points fallback"},
+        dimension_rules=dimension_rules, event_spec=event_spec, metadata=metadata,
         na_values=tuple(cfg.data.na_values),
     )

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from leadscore.explain import DIMENSIONS, OTHER, Explanation, raw_output
+from leadscore.dimensions import DIMENSIONS
+from leadscore.explain import OTHER, Explanation, raw_output
 
 SAMPLE_ROWS = 2000
 DEPENDENCE_PLOTS = 4

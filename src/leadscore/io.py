@@ -106,13 +106,3 @@ def write_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
         write(tmp)
     return Path(path)
 
-
-def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write a frame as CSV or Parquet (by extension), atomically."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in TABLE_SUFFIXES:
-        raise InputError(f"unsupported output type '{suffix}'", fix=f"name the output with one of {TABLE_SUFFIXES}")
-    if suffix == ".parquet":
-        return write_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
-    return write_atomically(path, lambda tmp: frame.to_csv(tmp, index=False))

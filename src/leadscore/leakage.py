@@ -32,7 +32,6 @@ reads the training table only; it cannot see whether a column is filled at scori
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 from dataclasses import dataclass
 
@@ -41,11 +40,11 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from leadscore.config import LeakageConfig
+from leadscore.dimensions import matches_any
 from leadscore.errors import InputError
 
 log = logging.getLogger("leadscore")
 
-REASONS = ("post_outcome", "predicts_alone", "one_class_fill", "decides_segment")
 CLASS_NAMES = ("not converted", "converted")
 _BINS = 20  # quantile bins of a number for its single-column AUC
 _FOLDS = 5
@@ -136,7 +135,7 @@ def screen_columns(frame: pd.DataFrame, columns: list[str], label_column: str, c
     for column in columns:
         e = column_evidence(frame[column], y, folds, cfg)
         evidence.append(e)
-        reasons = _reasons(e, cfg, marked=_matches(column, post_outcome), allowed=_matches(column, cfg.allow_columns))
+        reasons = _reasons(e, cfg, marked=matches_any(column, post_outcome), allowed=matches_any(column, cfg.allow_columns))
         if reasons:
             findings.append(Finding(column, reasons, e))
     return LeakageReport(evidence, findings)
@@ -251,10 +250,6 @@ def _reasons(e: ColumnEvidence, cfg: LeakageConfig, *, marked: bool, allowed: bo
     if e.segment is not None:
         reasons.append("one_class_fill" if e.segment.description == "filled" else "decides_segment")
     return tuple(reasons)
-
-
-def _matches(column: str, patterns) -> bool:
-    return any(fnmatch.fnmatchcase(column, pattern) for pattern in patterns)
 
 
 def _is_number(values: pd.Series) -> bool:

@@ -169,16 +169,30 @@ def calibrate(model: Pipeline, X_cal: pd.DataFrame, y_cal: np.ndarray, method: s
 
 def _out_of_fold_log_loss(model, X, y, method, seed) -> float:
     # The frozen model's scores are computed once; each fold then calibrates those scores alone.
-    response = "decision_function" if hasattr(model, "decision_function") else "predict_proba"
-    scores = model.decision_function(X) if response == "decision_function" else model.predict_proba(X)[:, 1]
-    scores = scores.reshape(-1, 1)
+    scores = _raw_scores(model, X)
     folds = StratifiedKFold(n_splits=max(2, min(5, int(np.bincount(y).min()))), shuffle=True, random_state=seed)
     predicted = np.empty(len(y))
     for fit_rows, held_rows in folds.split(scores, y):
-        stand_in = FrozenEstimator(_PrecomputedScores(response).fit(scores, y))
-        calibrator = CalibratedClassifierCV(stand_in, method=method).fit(scores[fit_rows], y[fit_rows])
+        calibrator = _calibrate_scores(scores[fit_rows], y[fit_rows], method, _response(model))
         predicted[held_rows] = calibrator.predict_proba(scores[held_rows])[:, 1]
     return float(log_loss(y, np.clip(predicted, _EPS, 1 - _EPS)))
+
+
+def _response(model) -> str:
+    """The output calibration reads from a model: its decision function if it has one, else its probability."""
+    return "decision_function" if hasattr(model, "decision_function") else "predict_proba"
+
+
+def _raw_scores(model, X) -> np.ndarray:
+    """The model's output that calibration reads (see `_response`), as one column."""
+    scores = model.decision_function(X) if _response(model) == "decision_function" else model.predict_proba(X)[:, 1]
+    return scores.reshape(-1, 1)
+
+
+def _calibrate_scores(scores: np.ndarray, y: np.ndarray, method: str, response: str) -> CalibratedClassifierCV:
+    """A calibrator fitted on a model's precomputed scores (one column), read as `response` like the model's own."""
+    stand_in = FrozenEstimator(_PrecomputedScores(response).fit(scores, y))
+    return CalibratedClassifierCV(stand_in, method=method).fit(scores, y)
 
 
 class _PrecomputedScores(ClassifierMixin, BaseEstimator):
@@ -241,9 +255,7 @@ def refit_winner(winner: Candidate, model: Pipeline, X_train: pd.DataFrame, y_tr
     """
     refitted = clone(model).fit(pd.concat([X_train, X_cal]), np.concatenate([y_train, y_cal]))
     scores = _held_out_scores(model, X_train, y_train, X_cal, y_cal, groups, cfg.seed)
-    response = "decision_function" if hasattr(model, "decision_function") else "predict_proba"
-    stand_in = FrozenEstimator(_PrecomputedScores(response).fit(scores, y_cal))
-    calibrator = CalibratedClassifierCV(stand_in, method=winner.calibration_method).fit(scores, y_cal)
+    calibrator = _calibrate_scores(scores, y_cal, winner.calibration_method, _response(model))
     classifier = CalibratedClassifierCV(FrozenEstimator(refitted), method=winner.calibration_method).fit(X_cal, y_cal)
     # Fitted on X_cal, the calibrator above saw the refitted model's own (in-sample) scores; it is
     # replaced by the one fitted on out-of-fold scores, which maps the same kind of raw output.
@@ -262,10 +274,8 @@ def _held_out_scores(model: Pipeline, X_train, y_train, X_cal, y_cal, groups, se
         folds = GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(X_cal, y_cal, groups)
     else:
         folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(X_cal, y_cal)
-    scores = np.empty(len(y_cal))
+    scores = np.empty((len(y_cal), 1))
     for fit_rows, held_rows in folds:
         fold_model = clone(model).fit(pd.concat([X_train, X_cal.iloc[fit_rows]]), np.concatenate([y_train, y_cal[fit_rows]]))
-        held = X_cal.iloc[held_rows]
-        scores[held_rows] = (fold_model.decision_function(held) if hasattr(fold_model, "decision_function")
-                             else fold_model.predict_proba(held)[:, 1])
-    return scores.reshape(-1, 1)
+        scores[held_rows] = _raw_scores(fold_model, X_cal.iloc[held_rows])
+    return scores

@@ -28,12 +28,13 @@ class DimensionReport:
     figures: dict[str, Figure] = field(default_factory=dict)
 
 
-def report_dimensions(scorer: LeadScorer, windows: dict[str, pd.DataFrame], label_column: str, stage_cfg) -> DimensionReport:
-    """Dimension metrics against their own targets, cutoff bands, stage timing and reliability."""
+def report_dimensions(scorer: LeadScorer, windows: dict[str, pd.DataFrame], label_column: str, stage_cfg,
+                      p_test: np.ndarray) -> DimensionReport:
+    """Dimension metrics against their own targets, cutoff bands, stage timing and reliability;
+    `p_test` holds the scorer's probabilities on the test window."""
     report = DimensionReport()
     test = windows["test"]
     y_test = test[label_column].to_numpy()
-    p_test = scorer.predict_proba(test)
     reliability = {"p_convert": (y_test, p_test)}
 
     dimensions = scorer.dimensions
@@ -47,9 +48,9 @@ def report_dimensions(scorer: LeadScorer, windows: dict[str, pd.DataFrame], labe
             report.tables["stage_timing"] = stage_timing(test, dimensions.stage_labels(p_dims["stage"]), label_column)
 
     if scorer.cutoffs is not None:
+        probabilities = {"calibration": scorer.predict_proba(windows["calibration"]), "test": p_test}
         bands = pd.concat([
-            band_table(scorer.predict_proba(windows[w]), windows[w][label_column].to_numpy(), scorer.cutoffs, w)
-            for w in ("calibration", "test")
+            band_table(p, windows[w][label_column].to_numpy(), scorer.cutoffs, w) for w, p in probabilities.items()
         ], ignore_index=True)
         report.tables["cutoff_bands"] = bands
         report.figures["cutoff_bands.png"] = bands_figure(bands, BANDS)

@@ -44,7 +44,7 @@ from leadscore.errors import ConfigError, InputError
 from leadscore.features import features_as_of, load_event_log
 from leadscore.io import TABLE_SUFFIXES, atomic_output, write_atomically
 from leadscore.progress import Progress
-from leadscore.row_checks import REASONS, SeenIds, split_rows
+from leadscore.row_checks import REASONS, REJECT_COLUMNS, SeenIds, split_rows
 from leadscore.scorer import ROW_ID
 from leadscore.streams import TableWriter, open_table
 from leadscore.tracking import LoadedModel, load_model
@@ -54,10 +54,7 @@ log = logging.getLogger(__name__)
 STATUS_COLUMN = "lead_status"
 SPARK_MASTER_ENV = "LEADSCORE_SPARK_MASTER"
 PROVENANCE_COLUMNS = ("model_name", "model_version", "scored_at")
-REJECTS_SCHEMA = pa.schema([
-    ("row", pa.int64()), ("id", pa.large_string()), ("column", pa.large_string()),
-    ("reason", pa.large_string()), ("detail", pa.large_string()),
-])
+REJECTS_SCHEMA = pa.schema([("row", pa.int64()), *((c, pa.large_string()) for c in REJECT_COLUMNS[1:])])
 
 
 @dataclass(frozen=True)
@@ -173,7 +170,6 @@ class _ChunkScorer:
         self.rejected = Counter({reason: 0 for reason in REASONS})
         self.unseen: Counter[str] = Counter()
         self.top_n, self.top = top, None
-        self._columns: list[str] | None = None
 
     def score(self, chunk: pd.DataFrame, status: np.ndarray | None, scores: TableWriter, rejected: TableWriter) -> None:
         """Check, score and write one chunk; `status` is the lead status of each of its rows (event logs)."""
@@ -199,7 +195,6 @@ class _ChunkScorer:
             out[STATUS_COLUMN] = status[valid.index.to_numpy()]
         scores.write(out)
         self.rows_scored += len(out)
-        self._columns = list(out.columns)
         if self.drift is not None:
             self.drift.add(valid, out["p_convert"].to_numpy())
         else:
@@ -216,8 +211,6 @@ class _ChunkScorer:
 
     def empty_columns(self) -> list[str]:
         """Output columns for a file with no scored row: those of the model's output signature."""
-        if self._columns is not None:
-            return self._columns
         schema = self.loaded.pyfunc.metadata.get_output_schema()
         return [*(schema.input_names() if schema else [self.scorer.id_column, "p_convert", "score"]), *PROVENANCE_COLUMNS]
 

@@ -32,6 +32,7 @@ from leadscore.config import Config, PointsCutoffs
 from leadscore.cutoffs import Cutoffs
 from leadscore.errors import TrackingError
 from leadscore.evaluation import probability_metrics
+from leadscore.fallback import PointsScorer
 from leadscore.importance import write_global_explanations
 from leadscore.model_loading import LEADSCORE_VERSION_KEY, load_scorer_model
 from leadscore.model_card import MODEL_CARD_ARTIFACT, model_card
@@ -343,42 +344,46 @@ def promote(name: str, metric: str, force: bool = False) -> str:
         reason = f"no {CHAMPION} yet"
     elif force:
         reason = f"forced over version {champion.version}"
-    elif _is_points_fallback(name, champion) != _is_points_fallback(name, challenger):
+    else:
+        scorers = _scorers(name, challenger, champion)
         # Points have no probability to compare: a learned model always replaces them, never the reverse.
-        if _is_points_fallback(name, challenger):
+        challenger_is_points, champion_is_points = (isinstance(s, PointsScorer) for s in scorers.values())
+        if challenger_is_points and not champion_is_points:
             verdict = "a points fallback does not replace a learned champion (use --force)"
             client.set_model_version_tag(name, challenger.version, "promotion", f"rejected: {verdict}")
             return f"kept version {champion.version} as {CHAMPION}: {verdict}"
-        reason = f"a learned model replaces the points fallback (version {champion.version})"
-    else:
-        challenger_value, champion_value, rows = _compare_on_test_window(name, challenger, champion, metric)
-        better = challenger_value > champion_value if HIGHER_IS_BETTER[metric] else challenger_value < champion_value
-        verdict = (f"{metric} {challenger_value:.5f} (v{challenger.version}) vs {champion_value:.5f} "
-                   f"(v{champion.version}) on {rows} test rows of v{challenger.version}'s run")
-        if not better:
-            client.set_model_version_tag(name, challenger.version, "promotion", f"rejected: {verdict}")
-            return f"kept version {champion.version} as {CHAMPION}: {verdict}"
-        reason = f"beats champion: {verdict}"
+        if champion_is_points and not challenger_is_points:
+            reason = f"a learned model replaces the points fallback (version {champion.version})"
+        else:
+            challenger_value, champion_value, rows = _compare_on_test_window(challenger, scorers, metric)
+            better = challenger_value > champion_value if HIGHER_IS_BETTER[metric] else challenger_value < champion_value
+            verdict = (f"{metric} {challenger_value:.5f} (v{challenger.version}) vs {champion_value:.5f} "
+                       f"(v{champion.version}) on {rows} test rows of v{challenger.version}'s run")
+            if not better:
+                client.set_model_version_tag(name, challenger.version, "promotion", f"rejected: {verdict}")
+                return f"kept version {champion.version} as {CHAMPION}: {verdict}"
+            reason = f"beats champion: {verdict}"
     client.set_registered_model_alias(name, CHAMPION, challenger.version)
     client.set_model_version_tag(name, challenger.version, "promotion", reason)
     return f"version {challenger.version} is now {CHAMPION} ({reason})"
 
 
-def _is_points_fallback(name: str, version) -> bool:
-    return load_model(f"models:/{name}/{version.version}").scorer.metadata.get("model") == "points fallback"
+def _scorers(name: str, challenger, champion) -> dict[str, LeadScorer | PointsScorer]:
+    """The scorers of the challenger and the champion, in that order, keyed by version; each loaded once."""
+    return {version.version: load_model(f"models:/{name}/{version.version}").scorer for version in (challenger, champion)}
 
 
-def _compare_on_test_window(name, challenger, champion, metric) -> tuple[float, float, int]:
+def _compare_on_test_window(challenger, scorers: dict[str, LeadScorer], metric) -> tuple[float, float, int]:
+    """`metric` of the challenger and the champion (the scorers, challenger first) on the challenger's test window."""
     path = mlflow.artifacts.download_artifacts(run_id=challenger.run_id, artifact_path=TEST_WINDOW_ARTIFACT)
     window = pd.read_parquet(path)
     label = mlflow.get_run(challenger.run_id).data.tags["label_column"]
     values = []
-    for version in (challenger, champion):
-        scorer = load_model(f"models:/{name}/{version.version}").scorer
+    for version, scorer in scorers.items():
         missing = [c for c in scorer.feature_columns if c not in window.columns]
         if missing:
             raise TrackingError(
-                f"version {version.version} needs columns {missing[:5]} that the challenger's test window lacks, so "
+                f"version {version} needs columns {missing[:5]} that the challenger's test window lacks, so "
                 "the two cannot be compared on the same rows; use --force to promote anyway"
             )
         p = scorer.predict_proba(scorer.validate_features(window))

@@ -96,10 +96,11 @@ def train(cfg: Config) -> TrainingResult:
         scorer=scorer, table=table, split=split, winner=winner, candidates=candidates,
         metrics={}, tables={}, fingerprint=fingerprint(table.frame[[table.id_column, *features, label]]), leakage=leaks,
     )
-    _evaluate(result, cfg, X_train, y_train)
+    p_test = scorer.predict_proba(split.test)  # the test window's probabilities, for every measure below
+    _evaluate(result, cfg, X_train, y_train, p_test)
     result.tables["leakage_screen"] = leaks.table()
-    scorer.reference = build_reference(X_train, scorer.encoder.categories_, scorer.predict_proba(split.test))
-    report = report_dimensions(scorer, split.windows(), label, cfg.stage)
+    scorer.reference = build_reference(X_train, scorer.encoder.categories_, p_test)
+    report = report_dimensions(scorer, split.windows(), label, cfg.stage, p_test)
     result.metrics.update(report.metrics)
     result.tables.update(report.tables)
     result.figures.update(report.figures)
@@ -145,11 +146,10 @@ def _validation_order(split: Split, table: TrainingTable, seed: int) -> np.ndarr
     return np.random.default_rng(seed).permutation(len(split.train))
 
 
-def _evaluate(result: TrainingResult, cfg: Config, X_train: pd.DataFrame, y_train: np.ndarray) -> None:
-    """Test-window metrics of the scorer, every candidate and the baselines, plus figures."""
+def _evaluate(result: TrainingResult, cfg: Config, X_train: pd.DataFrame, y_train: np.ndarray, p_test: np.ndarray) -> None:
+    """Test-window metrics of the scorer (`p_test`: its probabilities there), every candidate and the baselines, plus figures."""
     table, split = result.table, result.split
     test, y_test = split.test, split.test[table.label_column].to_numpy()
-    p_test = result.scorer.predict_proba(test)
     metrics = {"leadscore": probability_metrics(y_test, p_test)}
     for candidate in result.candidates:
         p = candidate.classifier.predict_proba(test[table.feature_columns])[:, 1]
