@@ -48,24 +48,32 @@ def using_store(folder: Path) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory, synthetic_dir):
-    """One training of the demo config on the synthetic funnel, logged and registered (version 1, alias
-    challenger) in a store of its own: (store folder, config file, registered version). A module that
-    uses it points MLflow at the folder with `using_store`."""
+def demo_training(tmp_path_factory, synthetic_dir):
+    """One training of the demo config on the synthetic funnel: (config file, config, training result). The
+    config is read from its file, as `leadscore train --config` reads it (YAML sorts keys, and so the signal
+    columns)."""
     import yaml
 
     from leadscore.config import load_config
-    from leadscore.tracking import log_training
     from leadscore.training import train
 
-    folder = tmp_path_factory.mktemp("demo_run")
-    config = folder / "demo.yaml"
+    config = tmp_path_factory.mktemp("demo_run") / "demo.yaml"
     config.write_text(yaml.safe_dump(demo_config(synthetic_dir)))
-    with using_store(folder):
-        # From the file, as `leadscore train --config` reads it (YAML sorts keys, and so the signal columns).
-        cfg = load_config(config)
-        registered = log_training(train(cfg), cfg)
-    return folder, config, registered
+    cfg = load_config(config)
+    return config, cfg, train(cfg)
+
+
+@pytest.fixture(scope="session")
+def demo_run(demo_training):
+    """The demo training, logged and registered (version 1, alias challenger) in a store of its own beside
+    its config: (store folder, config file, registered version). A module that uses it points MLflow at
+    the folder with `using_store`."""
+    from leadscore.tracking import log_training
+
+    config, cfg, result = demo_training
+    with using_store(config.parent):
+        registered = log_training(result, cfg)
+    return config.parent, config, registered
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +84,16 @@ def store(tmp_path_factory) -> Path:
 
     with champion_store(tmp_path_factory) as folder:
         yield folder
+
+
+@pytest.fixture(scope="module")
+def scorer(store):
+    """The scorer of the champion in `store`."""
+    from scoring_helpers import CHAMPION
+
+    from leadscore.tracking import load_model
+
+    return load_model(CHAMPION).scorer
 
 
 @pytest.fixture()

@@ -37,12 +37,17 @@ def run_cli(*argv) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def train_and_promote(folder: Path, rows: int = 3000) -> None:
-    """Train the snapshot model of `conftest.make_snapshot` and make it champion (tracking URI already set)."""
-    make_snapshot(rows).to_csv(folder / "train.csv", index=False)
+def write_training_config(folder: Path, rows: int = 3000, seed: int = 0) -> Path:
+    """A `conftest.make_snapshot` table and its `snapshot_config` in `folder`; the config file."""
+    make_snapshot(rows, seed=seed).to_csv(folder / "train.csv", index=False)
     config = folder / "config.yaml"
     config.write_text(yaml.safe_dump(snapshot_config(folder / "train.csv")))
-    assert cli("train", "--config", config) == 0, "training the test model failed"
+    return config
+
+
+def train_and_promote(folder: Path, rows: int = 3000) -> None:
+    """Train the snapshot model of `conftest.make_snapshot` and make it champion (tracking URI already set)."""
+    assert cli("train", "--config", write_training_config(folder, rows)) == 0, "training the test model failed"
     assert cli("promote", "--name", "leadscore") == 0, "promoting the test model failed"
 
 

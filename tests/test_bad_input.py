@@ -104,12 +104,9 @@ def test_bad_config_has_its_own_exit_code(tracking_store, capsys):
 
 
 @pytest.fixture()
-def trained(tracking_store, capsys, snapshot_file):
-    code, err = run(["train", "--config", write_config(tracking_store, snapshot_config(snapshot_file))], capsys)
-    assert code == 0, err
-    code, err = run(["promote", "--name", "leadscore"], capsys)
-    assert code == 0, err
-    return tracking_store
+def trained(store):
+    """The folder of the session's champion, trained on `make_snapshot()` with `snapshot_config` (see `conftest.store`)."""
+    return store
 
 
 def score(tmp, capsys, frame, name="scores.csv"):

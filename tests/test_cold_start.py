@@ -5,14 +5,10 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import make_snapshot, snapshot_config
-from leadscore.cli import main
+from scoring_helpers import cli as run
 
 RULES = [{"column": "visits", "op": ">=", "value": 3, "points": 45},
          {"column": "company_size", "op": "in", "value": ["201+"], "points": 30}]
-
-
-def run(*argv):
-    return main([str(a) for a in argv])
 
 
 def test_points_fallback_then_learned_model(tracking_store, capsys):

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import binomtest
 
@@ -60,7 +60,6 @@ def test_capacity_is_a_top_fraction():
     assert (p >= by_fraction).mean() == pytest.approx(0.05, abs=1 / len(p)), "the top 5 % are flagged"
 
 
-@settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10_000), recall=st.floats(0.05, 1.0), fraction=st.floats(0.001, 1.0))
 def test_mql_cutoff_is_never_above_sql_and_bands_partition_the_leads(seed, recall, fraction):
     p, y = calibrated_sample(500, seed)

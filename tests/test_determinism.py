@@ -9,23 +9,23 @@ from pathlib import Path
 
 import pandas as pd
 
+from conftest import using_store
 from leadscore.tracking import load_model
 from scoring_helpers import CHAMPION, leads_to_score, train_and_promote
 
 
-def train_in_a_fresh_store(folder: Path, monkeypatch):
+def train_in_a_fresh_store(folder: Path):
     """Train and promote in a store of its own; the champion's scorer."""
     folder.mkdir()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
-    monkeypatch.chdir(folder)
-    train_and_promote(folder, rows=2000)
-    return load_model(CHAMPION).scorer
+    with using_store(folder):
+        train_and_promote(folder, rows=2000)
+        return load_model(CHAMPION).scorer
 
 
-def test_two_trainings_give_identical_models(tmp_path, monkeypatch):
+def test_two_trainings_give_identical_models(tmp_path):
     # Given two fresh stores, and the same data, config and seed
-    first = train_in_a_fresh_store(tmp_path / "first", monkeypatch)
-    second = train_in_a_fresh_store(tmp_path / "second", monkeypatch)
+    first = train_in_a_fresh_store(tmp_path / "first")
+    second = train_in_a_fresh_store(tmp_path / "second")
 
     # When each scores the same leads
     leads = leads_to_score(500, seed=61)

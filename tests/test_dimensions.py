@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from conftest import build_config, demo_config, make_snapshot, snapshot_config
+from conftest import build_config, make_snapshot, snapshot_config
 from leadscore.dimensions import STAGES
 from leadscore.features import features_as_of
 from leadscore.synthetic import true_components
@@ -15,8 +15,8 @@ from leadscore.training import train
 
 
 @pytest.fixture(scope="module")
-def trained(synthetic_dir):
-    return train(build_config(demo_config(synthetic_dir)))
+def trained(demo_training):
+    return demo_training[2]
 
 
 @pytest.fixture(scope="module")
@@ -90,17 +90,15 @@ def test_engagement_fades_when_nothing_new_happens(trained, synthetic_dir):
     assert (later < now).mean() > 0.5, "and most recently engaged leads score lower"
 
 
-def test_snapshot_form_reports_an_empty_group_as_absent(tmp_path):
-    path = tmp_path / "leads.csv"
-    make_snapshot(3000).to_csv(path, index=False)
-    result = train(build_config(snapshot_config(path)))
-    assert "stage" in result.scorer.dimensions.absent, "no stage columns: the stage dimension is absent"
-    out = result.scorer.predict(make_snapshot(50, seed=5))
+def test_snapshot_form_reports_an_empty_group_as_absent(scorer):
+    # The session's champion learned from a snapshot table (`conftest.snapshot_config`) without stage columns.
+    assert "stage" in scorer.dimensions.absent, "no stage columns: the stage dimension is absent"
+    out = scorer.predict(make_snapshot(50, seed=5))
     assert out["stage_score"].isna().all() and out["stage"].isna().all(), "absent means missing, not faked"
     assert out["fit_score"].notna().all() and out["grade"].notna().all(), "present dimensions are scored"
 
 
-def test_points_fallback_scores_with_the_rules_and_the_same_columns(tmp_path):
+def test_points_fallback_scores_with_the_rules_and_the_same_columns(tmp_path, scorer):
     frame = make_snapshot(600)
     path = tmp_path / "leads.csv"
     frame.to_csv(path, index=False)
@@ -111,9 +109,8 @@ def test_points_fallback_scores_with_the_rules_and_the_same_columns(tmp_path):
         {"column": "company_size", "op": "in", "value": ["201+"], "points": 30},
     ]
     result = train(build_config(raw))
-    learned = train(build_config(snapshot_config(path)))
     new_leads = make_snapshot(40, seed=9)
-    out, reference = result.scorer.predict(new_leads), learned.scorer.predict(new_leads, reasons=False)
+    out, reference = result.scorer.predict(new_leads), scorer.predict(new_leads, reasons=False)
     assert list(out.columns) == list(reference.columns), "same output columns as a learned model (reasons aside)"
     assert out["p_convert"].isna().all(), "no probability is invented before there is data"
     expected = np.where(new_leads["visits"] >= 3, 45, 0) + np.where(new_leads["company_size"] == "201+", 30, 0)

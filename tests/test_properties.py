@@ -27,7 +27,6 @@ from conftest import build_config, make_snapshot, snapshot_config
 from leadscore.config import Signal
 from leadscore.errors import ConfigError, InputError, LeadscoreError
 from leadscore.features import EventFeatureSpec, EventLogLayout, features_as_of, load_event_log
-from leadscore.tracking import load_model
 from leadscore.training import train
 from scoring_helpers import CHAMPION, run_cli
 
@@ -94,11 +93,6 @@ def id_as_read(value, fmt: str) -> str | None:
         return None
     text = str(value)
     return None if fmt == ".csv" and text in CSV_NULLS else text
-
-
-@pytest.fixture(scope="module")
-def scorer(store):
-    return load_model(CHAMPION).scorer
 
 
 cases = itertools.count()

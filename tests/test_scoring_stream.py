@@ -18,15 +18,9 @@ from hypothesis import strategies as st
 from leadscore.drift import DriftCounter, build_reference, psi
 from leadscore.pyfunc import LeadScorerModel
 from leadscore.row_checks import SeenIds
-from leadscore.tracking import load_model
 from scoring_helpers import (
     CHAMPION, PROVENANCE, cli, leads_to_score, temporary_files, with_problems,
 )
-
-
-@pytest.fixture(scope="module")
-def scorer(store):
-    return load_model(CHAMPION).scorer
 
 
 def score(store, frame: pd.DataFrame, *options, name="scores.csv", fmt=".csv"):
@@ -193,7 +187,7 @@ def test_progress_is_logged_as_lines_when_not_on_a_terminal(store, capsys):
     assert code == 0 and "leadscore score: 250 rows" in err and "rows/s" in err, err
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50)
 @given(ids=st.lists(st.integers(0, 40), max_size=120), cuts=st.lists(st.integers(1, 30), min_size=1, max_size=10))
 def test_seen_ids_flag_exactly_the_later_duplicates(ids, cuts):
     # Whatever the chunking, a row is flagged when its id appeared on any earlier row
@@ -208,7 +202,7 @@ def test_seen_ids_flag_exactly_the_later_duplicates(ids, cuts):
     assert len(seen) == series.nunique()
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(seed=st.integers(0, 10_000), cut=st.integers(1, 400))
 def test_drift_counts_add_up_across_chunks(seed, cut):
     # Counting in chunks gives the same report as counting everything at once

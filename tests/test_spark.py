@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
 import sys
 
 import numpy as np
@@ -15,8 +17,9 @@ from scoring_helpers import (
 )
 
 needs_spark = pytest.mark.skipif(
-    importlib.util.find_spec("pyspark") is None,
-    reason="PySpark is not installed: pip install -e '.[spark]' (make test installs it)",
+    importlib.util.find_spec("pyspark") is None or (shutil.which("java") is None and not os.environ.get("JAVA_HOME")),
+    reason="Spark needs PySpark (pip install -e '.[spark]'; make test installs it) and Java 17 or newer (a JDK on "
+    "the PATH or JAVA_HOME)",
 )
 
 

@@ -11,12 +11,12 @@ import mlflow
 import pandas as pd
 import pytest
 import requests
-import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import make_snapshot, snapshot_config
 from leadscore.tracking import load_model
-from scoring_helpers import CHAMPION, background_server, cli, free_port, leads_to_score, run_cli, train_and_promote
+from scoring_helpers import (
+    CHAMPION, background_server, cli, free_port, leads_to_score, run_cli, train_and_promote, write_training_config,
+)
 
 
 # The server's background job runners (used by MLflow's GenAI features) are not needed here.
@@ -37,12 +37,12 @@ def server_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def team_server(server_root):
-    """A running server for this module: its URL and process."""
+    """A running server for this module: its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with background_server(server_argv(server_root, port), f"{url}/health", server_root / "server.log",
-                            env=SERVER_ENV) as process:
-        yield url, process
+                            env=SERVER_ENV):
+        yield url
 
 
 @pytest.fixture()
@@ -55,7 +55,7 @@ def client_folder(tmp_path, monkeypatch) -> Path:
 
 def test_train_promote_and_score_through_a_tracking_server(team_server, server_root, client_folder, monkeypatch):
     # Given leadscore pointed at the team's server by the environment variable
-    url, _ = team_server
+    url = team_server
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
 
     # When a model is trained, registered, promoted, and leads are scored with the champion
@@ -175,9 +175,7 @@ _HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content
 
 def train_once(folder: Path) -> tuple[int, str]:
     """Train the snapshot model of `conftest.make_snapshot` (1,500 rows); the exit code and stderr."""
-    make_snapshot(1500, seed=1).to_csv(folder / "train.csv", index=False)
-    (folder / "config.yaml").write_text(yaml.safe_dump(snapshot_config(folder / "train.csv")))
-    code, _, err = run_cli("train", "--config", folder / "config.yaml")
+    code, _, err = run_cli("train", "--config", write_training_config(folder, rows=1500, seed=1))
     return code, err
 
 
@@ -188,7 +186,7 @@ def registered_versions(url: str) -> dict[str, str]:
 
 def test_a_server_failing_mid_run_registers_nothing_and_a_retry_succeeds(team_server, client_folder, monkeypatch):
     # Given the team's server behind a proxy, and MLflow's retries off so that a failure shows at once
-    url, _ = team_server
+    url = team_server
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     with SwitchableProxy(url) as proxy:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy.url)
