@@ -109,8 +109,8 @@ def test_training_run_logs_what_a_data_scientist_needs(trained_store):
 def test_no_personal_data_reaches_mlflow(trained_store, synthetic_dir):
     store, _ = trained_store
     leads = pd.read_parquet(synthetic_dir / "leads.parquet")
-    # Names of five letters or more: a shorter one (e.g. "Lee") turns up by chance in compressed bytes
-    # (Parquet, PNG) about once in ten runs. tests/test_personal_data.py plants unique markers instead.
+    # Names of five letters or more: a three-letter one ("Lee") can turn up by chance in compressed bytes
+    # (Parquet, PNG), and once did. tests/test_personal_data.py plants unique markers instead.
     names = {name for name in leads["last_name"].head(50) if len(name) >= 5}
     planted = set(leads["email"].head(200)) | set(leads["phone"].head(200)) | names
     files = [p for p in store.rglob("*") if p.is_file()]
