@@ -20,7 +20,7 @@ from leadscore.features import (
 from leadscore.io import read_table
 from leadscore.personal import personal_columns
 from leadscore.validation import (
-    binary_label, check_ids, parse_timestamps, require_columns, row_numbers, validate_numeric,
+    binary_label, check_ids, parse_timestamps, read_numbers, require_columns, row_numbers, validate_numeric,
 )
 
 ROW_ID = "row_number"
@@ -110,12 +110,11 @@ def _refuse_stray_text(values: pd.Series, column: str) -> None:
     """Fail on a text column that is numbers but for a few cells, naming those cells."""
     if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return
-    text = values.astype("string").str.strip()
-    filled = text.notna() & (text != "")
-    stray = filled & pd.to_numeric(text, errors="coerce").isna()
+    _, filled, stray = read_numbers(values)
     if 0 < stray.sum() <= _STRAY_TEXT_SHARE * filled.sum():
         raise InputError(
-            f"the column holds numbers but for {int(stray.sum())} cell(s) of text (e.g. {text[stray].iloc[0]!r})",
+            f"the column holds numbers but for {int(stray.sum())} cell(s) of text "
+            f"(e.g. {values[stray].astype('string').str.strip().iloc[0]!r})",
             column=column, rows=row_numbers(values.to_frame(), stray),
             fix="correct those cells or leave them empty; list placeholders such as 'n/a' in data.na_values; or, "
             "if the column is a category whose values merely look like numbers, list it in data.categorical_columns",

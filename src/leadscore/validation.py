@@ -90,8 +90,7 @@ def validate_numeric(frame: pd.DataFrame, columns: list[str], table: str) -> pd.
     for column in columns:
         if not pd.api.types.is_numeric_dtype(prepared[column]):
             original = prepared[column]
-            converted = pd.to_numeric(original.astype("string").str.strip().replace("", pd.NA), errors="coerce")
-            bad = converted.isna() & original.notna() & (original.astype("string").str.strip() != "")
+            converted, _, bad = read_numbers(original)
             if bad.any():
                 example = original[bad].iloc[0]
                 raise InputError(
@@ -109,6 +108,15 @@ def validate_numeric(frame: pd.DataFrame, columns: list[str], table: str) -> pd.
             f"value is not a finite number in {table} ({cases['check'].iloc[0]})", column=column, rows=rows,
             fix="replace infinities with a number or an empty cell",
         ) from None
+
+
+def read_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Numbers read from text cells, surrounding blanks ignored: (the numbers, missing where none; which cells
+    are filled; which filled cells are not a number)."""
+    text = values.astype("string").str.strip()
+    filled = text.notna() & (text != "")
+    numbers = pd.to_numeric(text.replace("", pd.NA), errors="coerce")
+    return numbers, filled, filled & numbers.isna()
 
 
 def _all_finite_floats(frame: pd.DataFrame, columns: list[str]) -> bool:
