@@ -144,3 +144,8 @@ def test_unseen_categories_are_scored_as_missing_and_reported(trained, capsys, c
     scores = pd.read_csv(out)
     assert len(scores) == 30 and scores["p_convert"].between(0, 1).all(), "every lead is scored"
     assert "never seen in training" in caplog.text and "company_size" in caplog.text, "the handling is reported"
+
+
+def test_an_event_log_for_a_snapshot_model_is_bad_input_for_explain_too(trained, synthetic_dir, capsys):
+    code, err = run(["explain", "--model", "models:/leadscore@champion", "--input", synthetic_dir, "--lead", "L1"], capsys)
+    assert code == 4 and "trained on a snapshot table" in err, err

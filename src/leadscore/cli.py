@@ -130,18 +130,18 @@ def _lead_features(scorer, path, lead_id: str, as_of: str | None):
     """The input rows of one lead: from a snapshot table, or its features in an event log as of `as_of`."""
     from leadscore.features import features_as_of, load_event_log
     from leadscore.io import read_table
-    from leadscore.scoring import scoring_time
+    from leadscore.scoring import event_spec_of, scoring_time
 
     if not path.is_dir():
         frame = read_table(path)
         if scorer.id_column not in frame.columns:  # tables without ids are numbered from 1, as in scoring
             frame = scorer.validate(frame)
         return frame[frame[scorer.id_column].astype(str) == lead_id].reset_index(drop=True)
-    layout = scorer.event_spec.layout
-    log = load_event_log(path, layout, with_outcomes=False)
-    moment = scoring_time(log.activities[layout.timestamp_column], as_of)  # the moment the scoring job would use
-    leads = log.leads[log.leads[layout.id_column].astype(str) == lead_id]
-    return features_as_of(leads, log.activities, moment, scorer.event_spec)
+    spec = event_spec_of(scorer, path)
+    log = load_event_log(path, spec.layout, with_outcomes=False)
+    moment = scoring_time(log.activities[spec.layout.timestamp_column], as_of)  # the moment the scoring job would use
+    leads = log.leads[log.leads[spec.layout.id_column].astype(str) == lead_id]
+    return features_as_of(leads, log.activities, moment, spec)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,7 +41,7 @@ from pydantic import ValidationError
 from leadscore.config import ScoringConfig, load_config
 from leadscore.drift import DriftCounter
 from leadscore.errors import ConfigError, InputError
-from leadscore.features import features_as_of, load_event_log
+from leadscore.features import EventFeatureSpec, features_as_of, load_event_log
 from leadscore.io import TABLE_SUFFIXES, atomic_output, write_atomically
 from leadscore.progress import Progress
 from leadscore.row_checks import REASONS, REJECT_COLUMNS, SeenIds, split_rows
@@ -293,6 +293,16 @@ def log_findings(report: ScoringReport, drift_path) -> None:
                     ", ".join(report.drifted), drift_path)
 
 
+def event_spec_of(scorer, folder: Path) -> EventFeatureSpec:
+    """How the model computes features from an event log; an input error for a model trained on a snapshot table."""
+    if scorer.event_spec is None:
+        raise InputError(
+            f"{folder} is a folder (event log), but this model was trained on a snapshot table",
+            fix="give a CSV or Parquet file with the model's feature columns",
+        )
+    return scorer.event_spec
+
+
 def scoring_time(activity_times: pd.Series, as_of: str | None) -> pd.Timestamp:
     """The moment an event log is scored at: `as_of` (UTC unless it names a zone), or else the export's
     cut-off, just after its last recorded activity."""
@@ -304,12 +314,7 @@ def scoring_time(activity_times: pd.Series, as_of: str | None) -> pd.Timestamp:
 
 def _event_log_features(loaded: LoadedModel, folder: Path, as_of: str | None) -> tuple[pd.DataFrame, pd.Series]:
     """Features as of `as_of` (default: the last recorded event) for every lead in the log."""
-    spec = loaded.scorer.event_spec
-    if spec is None:
-        raise InputError(
-            f"{folder} is a folder (event log), but this model was trained on a snapshot table",
-            fix="score a CSV or Parquet file with the model's feature columns",
-        )
+    spec = event_spec_of(loaded.scorer, folder)
     layout = spec.layout
     has_outcomes = any((folder / f"{layout.outcomes_table}{s}").exists() for s in (".csv", ".parquet"))
     event_log = load_event_log(folder, layout, with_outcomes=has_outcomes)
