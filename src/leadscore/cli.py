@@ -11,6 +11,7 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from leadscore.errors import LeadscoreError
@@ -94,6 +95,7 @@ def _score(args: argparse.Namespace) -> None:
         drift_threshold=args.drift_threshold, spark_master=args.spark_master, reasons=args.reasons,
     )
     # A scheduler stops a job with SIGTERM: unwind as for Ctrl-C, so that no temporary file is left behind.
+    _terminated.clear()
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         report = score_file(args.model, args.input, args.output, as_of=args.as_of, settings=settings,
@@ -108,7 +110,13 @@ def _score(args: argparse.Namespace) -> None:
 
 
 def _interrupt(signum, frame) -> None:
+    _terminated.set()
     raise KeyboardInterrupt
+
+
+# Set once SIGTERM arrives. The KeyboardInterrupt raised then can surface as another exception when it lands
+# inside a library that turns errors into its own (numpy does, mid type promotion); it is still a stop.
+_terminated = threading.Event()
 
 
 def _explain(args: argparse.Namespace) -> None:
@@ -219,6 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"leadscore {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001  (the last line of defence: no raw traceback for users)
+        if _terminated.is_set():
+            print(f"leadscore {args.command}: interrupted", file=sys.stderr)
+            return 130
         log.debug("internal error", exc_info=True)
         if args.verbose:
             log.exception("internal error")
