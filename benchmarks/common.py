@@ -43,7 +43,7 @@ def train_champion(workdir: Path, leads: int = 20_000, seed: int = 7, **override
 
     `overrides` replace whole config sections (e.g. `model={"candidates": ["lightgbm"]}`).
     """
-    from leadscore.synthetic import generate_to_dir
+    from leadscore.synthetic.funnel import generate_to_dir
 
     history = workdir / "history"
     if not history.exists():
@@ -77,9 +77,9 @@ def feature_table(env: dict, workdir: Path, distinct: int = 100_000, seed: int =
     """Id and feature columns of `distinct` fresh synthetic leads, as of the end of their funnel."""
     import mlflow
 
-    from leadscore.features import features_as_of, load_event_log
-    from leadscore.synthetic import generate_to_dir
-    from leadscore.tracking import load_model
+    from leadscore.features.events import features_as_of, load_event_log
+    from leadscore.registry.loading import load_model
+    from leadscore.synthetic.funnel import generate_to_dir
 
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]

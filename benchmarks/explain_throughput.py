@@ -29,10 +29,11 @@ import yaml
 from sklearn.pipeline import Pipeline
 
 from leadscore.config import parse_config
-from leadscore.explain import build_explainer
-from leadscore.models import calibrate, lightgbm_classifier
-from leadscore.synthetic import generate_to_dir
-from leadscore.training import train
+from leadscore.model.explainer import build_explainer
+from leadscore.synthetic.funnel import generate_to_dir
+from leadscore.training.calibration import calibrate
+from leadscore.training.candidates import lightgbm_classifier
+from leadscore.training.pipeline import train
 
 DEMO_CONFIG = Path(__file__).parents[1] / "configs" / "demo.yaml"
 TARGET = 0.8

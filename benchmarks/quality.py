@@ -2,7 +2,7 @@
 
 Every contender sees the same feature columns (the config's, as leadscore reads them) and, per
 protocol, the same training rows and the same test rows:
-- leadscore: `leadscore.training.train` with the data set's config, given only the training rows,
+- leadscore: `leadscore.training.pipeline.train` with the data set's config, given only the training rows,
   inside which it makes its own train / calibration / test windows (by row order out of time, at random
   otherwise; its own test window shrunk to 5 %, since the benchmark's test rows do the testing); scored
   on the test rows with `result.scorer.predict_proba`. Its fit time is the whole training run, with
@@ -56,11 +56,11 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from leadscore.config import Config, load_config, parse_config
-from leadscore.dataset import TrainingTable, load_training_table
 from leadscore.errors import LeadscoreError
-from leadscore.evaluation import probability_metrics, ranking_metrics
-from leadscore.points import points_score
-from leadscore.training import train
+from leadscore.model.rules import points_score
+from leadscore.reporting.metrics import probability_metrics, ranking_metrics
+from leadscore.training.dataset import TrainingTable, load_training_table
+from leadscore.training.pipeline import train
 
 REPO = Path(__file__).parents[1]
 SHIPPED = [REPO / "configs" / "bank_marketing.yaml", REPO / "configs" / "online_shoppers.yaml"]

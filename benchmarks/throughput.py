@@ -19,7 +19,6 @@ from pathlib import Path
 
 import lightgbm as lgb
 import pandas as pd
-
 from common import CHAMPION, machine, measure, scoring_setup, write_repeated
 
 TARGET = 0.8
@@ -56,7 +55,7 @@ def main() -> None:
 
 def champion_booster_and_rows(path: Path) -> tuple[lgb.Booster, pd.DataFrame]:
     """The champion's LightGBM booster, and every row of `path` encoded for it (loaded and encoded once)."""
-    from leadscore.tracking import load_model
+    from leadscore.registry.loading import load_model
 
     scorer = load_model(CHAMPION).scorer
     pipeline = scorer.classifier.estimator.estimator  # CalibratedClassifierCV(FrozenEstimator(pipeline))

@@ -28,7 +28,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "leadscore"))
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory) -> Path:
     """A small event log from the synthetic funnel generator, written once per session."""
-    from leadscore.synthetic import generate_to_dir
+    from leadscore.synthetic.funnel import generate_to_dir
 
     out = tmp_path_factory.mktemp("funnel")
     generate_to_dir(SYNTHETIC_LEADS, SYNTHETIC_SEED, out)
@@ -55,7 +55,7 @@ def demo_training(tmp_path_factory, synthetic_dir):
     import yaml
 
     from leadscore.config import load_config
-    from leadscore.training import train
+    from leadscore.training.pipeline import train
 
     config = tmp_path_factory.mktemp("demo_run") / "demo.yaml"
     config.write_text(yaml.safe_dump(demo_config(synthetic_dir)))
@@ -68,7 +68,7 @@ def demo_run(demo_training):
     """The demo training, logged and registered (version 1, alias challenger) in a store of its own beside
     its config: (store folder, config file, registered version). A module that uses it points MLflow at
     the folder with `using_store`."""
-    from leadscore.tracking import log_training
+    from leadscore.registry.runs import log_training
 
     config, cfg, result = demo_training
     with using_store(config.parent):
@@ -91,7 +91,7 @@ def scorer(store):
     """The scorer of the champion in `store`."""
     from scoring_helpers import CHAMPION
 
-    from leadscore.tracking import load_model
+    from leadscore.registry.loading import load_model
 
     return load_model(CHAMPION).scorer
 

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import requests
 import yaml
-
 from conftest import make_snapshot, snapshot_config, using_store
+
 from leadscore.cli import main
 
 CHAMPION = "models:/leadscore@champion"

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import make_snapshot, snapshot_config
+
 from leadscore.cli import main
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from leadscore.config import load_config
-from leadscore.training import train
+from leadscore.training.pipeline import train
 
 REPO = Path(__file__).parents[1]
 DATA_DIR = Path(os.environ.get("LEADSCORE_DATA_DIR", REPO.parent / "shared" / "data"))

@@ -2,9 +2,8 @@
 
 import pandas as pd
 import yaml
-from mlflow.tracking import MlflowClient
-
 from conftest import make_snapshot, snapshot_config
+from mlflow.tracking import MlflowClient
 from scoring_helpers import cli as run
 
 RULES = [{"column": "visits", "op": ">=", "value": 3, "points": 45},

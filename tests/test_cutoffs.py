@@ -6,9 +6,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import binomtest
 
-from leadscore.config import CutoffsConfig, KeepConversions, MinConversionRate, TopFraction, Capacity
-from leadscore.cutoffs import BANDS, band_table, choose_cutoff, choose_cutoffs, clopper_pearson_lower
+from leadscore.config import (
+    Capacity,
+    CutoffsConfig,
+    KeepConversions,
+    MinConversionRate,
+    TopFraction,
+)
 from leadscore.errors import ConfigError
+from leadscore.model.cutoffs import BANDS
+from leadscore.training.cutoffs import (
+    band_table,
+    choose_cutoff,
+    choose_cutoffs,
+    clopper_pearson_lower,
+)
 
 
 def calibrated_sample(n=5000, seed=0):

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-
 from conftest import using_store
-from leadscore.tracking import load_model
 from scoring_helpers import CHAMPION, leads_to_score, train_and_promote
+
+from leadscore.registry.loading import load_model
 
 
 def train_in_a_fresh_store(folder: Path):

@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import build_config, make_snapshot, snapshot_config
 from scipy.stats import spearmanr
 
-from conftest import build_config, make_snapshot, snapshot_config
-from leadscore.dimensions import STAGES
-from leadscore.features import features_as_of
-from leadscore.synthetic import true_components
-from leadscore.training import train
+from leadscore.features.events import features_as_of
+from leadscore.model.dimensions import STAGES
+from leadscore.synthetic.funnel import true_components
+from leadscore.training.pipeline import train
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import using_store
 from mlflow.tracking import MlflowClient
 from scipy.stats import spearmanr
 
-from conftest import using_store
 from leadscore.cli import main
-from leadscore.synthetic import generate_to_dir, true_components
+from leadscore.synthetic.funnel import generate_to_dir, true_components
 
 AS_OF = "2026-11-01"
 

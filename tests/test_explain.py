@@ -6,18 +6,24 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import build_config, demo_config
 from mlflow.tracking import MlflowClient
 from scipy.stats import spearmanr
 
-from conftest import build_config, demo_config
 from leadscore.cli import main
 from leadscore.config import ReasonsConfig, parse_config
 from leadscore.errors import ConfigError
-from leadscore.explain import build_explainer, raw_output
-from leadscore.features import features_as_of, load_event_log
-from leadscore.reasons import DEFAULT_TEXTS, ReasonField, ReasonWriter, Templates, render
-from leadscore.synthetic import true_components
-from leadscore.training import train
+from leadscore.features.events import features_as_of, load_event_log
+from leadscore.model.explainer import build_explainer, raw_output
+from leadscore.model.reasons import (
+    DEFAULT_TEXTS,
+    ReasonField,
+    ReasonWriter,
+    Templates,
+    render,
+)
+from leadscore.synthetic.funnel import true_components
+from leadscore.training.pipeline import train
 
 AS_OF = "2026-11-01"
 TOP_K = 3
@@ -250,7 +256,8 @@ def test_importance_agrees_with_the_ground_truth(trained, open_leads, synthetic_
 
 
 def test_explain_command_and_logged_explanations(trained, synthetic_dir, tracking_store, capsys):
-    from leadscore.tracking import load_model, log_training
+    from leadscore.registry.loading import load_model
+    from leadscore.registry.runs import log_training
 
     result, raw = trained["lightgbm"]
     registered = log_training(result, build_config(raw))

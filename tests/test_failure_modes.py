@@ -18,9 +18,16 @@ from pathlib import Path
 import pytest
 from mlflow.models import Model
 from mlflow.tracking import MlflowClient
+from scoring_helpers import (
+    CHAMPION,
+    champion_store,
+    cli,
+    leads_to_score,
+    run_cli,
+    temporary_files,
+)
 
 from leadscore import __version__
-from scoring_helpers import CHAMPION, champion_store, cli, leads_to_score, run_cli, temporary_files
 
 PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER = 24, 1, 2, 3  # from <linux/prctl.h>, <linux/capability.h>
 

@@ -4,7 +4,13 @@ import pandas as pd
 import pytest
 
 from leadscore.config import Signal, parse_config
-from leadscore.features import EventFeatureSpec, EventLog, EventLogLayout, features_as_of, training_rows
+from leadscore.features.events import (
+    EventFeatureSpec,
+    EventLog,
+    EventLogLayout,
+    features_as_of,
+    training_rows,
+)
 
 UTC = "UTC"
 

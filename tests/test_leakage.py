@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import build_config, make_snapshot, snapshot_config
+
 from leadscore.cli import main
 from leadscore.config import LeakageConfig, load_config
-from leadscore.dataset import load_training_table
 from leadscore.errors import InputError
-from leadscore.leakage import screen_columns
-from leadscore.training import train
+from leadscore.training.dataset import load_training_table
+from leadscore.training.leakage import screen_columns
+from leadscore.training.pipeline import train
 
 REPO = Path(__file__).parents[1]
 DATA_DIR = Path(os.environ.get("LEADSCORE_DATA_DIR", REPO.parent / "shared" / "data"))
@@ -120,7 +120,7 @@ def test_strict_mode_refuses_before_any_fitting(tmp_path, monkeypatch):
     def no_fitting(*args, **kwargs):
         raise AssertionError("a model was fitted although the guard refuses")
 
-    monkeypatch.setattr("leadscore.training.fit_candidates", no_fitting)
+    monkeypatch.setattr("leadscore.training.pipeline.fit_candidates", no_fitting)
     with pytest.raises(InputError, match="deal_value"):
         train(build_config(raw))
 

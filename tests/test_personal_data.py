@@ -15,7 +15,6 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import yaml
-
 from conftest import make_snapshot, snapshot_config
 from scoring_helpers import CHAMPION, leads_to_score, run_cli
 

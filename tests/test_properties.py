@@ -20,15 +20,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import build_config, make_snapshot, snapshot_config
 from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
+from scoring_helpers import CHAMPION, run_cli
 
-from conftest import build_config, make_snapshot, snapshot_config
 from leadscore.config import Signal
 from leadscore.errors import ConfigError, InputError, LeadscoreError
-from leadscore.features import EventFeatureSpec, EventLogLayout, features_as_of, load_event_log
-from leadscore.training import train
-from scoring_helpers import CHAMPION, run_cli
+from leadscore.features.events import (
+    EventFeatureSpec,
+    EventLogLayout,
+    features_as_of,
+    load_event_log,
+)
+from leadscore.training.pipeline import train
 
 SCHEMA = ("lead_id", "company_size", "visits")
 KNOWN_SIZES = ["1-10", "11-50", "51-200", "201+"]

@@ -14,13 +14,18 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from leadscore.drift import DriftCounter, build_reference, psi
-from leadscore.pyfunc import LeadScorerModel
-from leadscore.row_checks import SeenIds
 from scoring_helpers import (
-    CHAMPION, PROVENANCE, cli, leads_to_score, temporary_files, with_problems,
+    CHAMPION,
+    PROVENANCE,
+    cli,
+    leads_to_score,
+    temporary_files,
+    with_problems,
 )
+
+from leadscore.data.row_checks import SeenIds
+from leadscore.model.drift import DriftCounter, build_reference, psi
+from leadscore.model.pyfunc import LeadScorerModel
 
 
 def score(store, frame: pd.DataFrame, *options, name="scores.csv", fmt=".csv"):
@@ -116,7 +121,7 @@ def test_an_interrupted_job_leaves_the_previous_output_and_no_partial_file(store
     previous = out.read_bytes()
 
     # When the next run is interrupted after two chunks were written
-    from leadscore import streams
+    from leadscore.data import streams
 
     original, calls = streams.TableWriter.write, []
 

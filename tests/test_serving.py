@@ -8,8 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-
-from scoring_helpers import CHAMPION, PROVENANCE, background_server, cli, free_port, leads_to_score
+from scoring_helpers import (
+    CHAMPION,
+    PROVENANCE,
+    background_server,
+    cli,
+    free_port,
+    leads_to_score,
+)
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,13 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-
 from scoring_helpers import (
-    CHAMPION, cli, leads_to_score, read_output, temporary_files, with_problems,
+    CHAMPION,
+    cli,
+    leads_to_score,
+    read_output,
+    temporary_files,
+    with_problems,
 )
 
 needs_spark = pytest.mark.skipif(
@@ -26,7 +30,7 @@ needs_spark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def spark(store):
     """A local Spark session on two cores, which the spark engine picks up as the running session."""
-    from leadscore.spark import spark_session
+    from leadscore.scoring.spark_engine import spark_session
 
     session, _ = spark_session("local[2]")
     session.conf.set("spark.sql.shuffle.partitions", "4")

@@ -6,7 +6,7 @@ import pytest
 
 from leadscore.config import SplitConfig
 from leadscore.errors import InputError
-from leadscore.split import split_frame
+from leadscore.training.split import split_frame
 
 
 def frame(n=600, seed=0):

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadscore import synthetic
-from leadscore.synthetic import (
+from leadscore.synthetic import funnel as synthetic
+from leadscore.synthetic.funnel import (
     LIFE_WEEKS,
     SyntheticFunnel,
     generate_funnel,

@@ -12,12 +12,18 @@ import pandas as pd
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
-
-from leadscore.tracking import load_model
 from scoring_helpers import (
-    CHAMPION, background_server, cli, free_port, leads_to_score, run_cli, train_and_promote, write_training_config,
+    CHAMPION,
+    background_server,
+    cli,
+    free_port,
+    leads_to_score,
+    run_cli,
+    train_and_promote,
+    write_training_config,
 )
 
+from leadscore.registry.loading import load_model
 
 # The server's background job runners (used by MLflow's GenAI features) are not needed here.
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}

@@ -20,7 +20,7 @@ log = logging.getLogger("leadscore")
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from leadscore.synthetic import generate_to_dir
+    from leadscore.synthetic.funnel import generate_to_dir
 
     paths = generate_to_dir(args.leads, args.seed, args.out, fmt=args.format, start=args.start, days=args.days)
     print(f"wrote {args.leads} synthetic leads (seed {args.seed}) to {args.out}: {', '.join(sorted(p.name for p in paths.values()))}")
@@ -28,8 +28,9 @@ def _generate(args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     from leadscore.config import load_config
-    from leadscore.tracking import connect, log_training
-    from leadscore.training import train
+    from leadscore.registry.runs import log_training
+    from leadscore.registry.store import connect
+    from leadscore.training.pipeline import train
 
     cfg = load_config(args.config)
     connect()  # fail before the expensive part when the tracking server is down
@@ -71,7 +72,7 @@ def _training_summary(result) -> str:
 
 def _promote(args: argparse.Namespace) -> None:
     from leadscore.config import load_config
-    from leadscore.tracking import promote
+    from leadscore.registry.promotion import promote
 
     if args.config:
         tracking = load_config(args.config).tracking
@@ -82,13 +83,15 @@ def _promote(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from leadscore.tracking import export_model
+    from leadscore.registry.loading import export_model
 
     print(f"exported {args.model} to {export_model(args.model, args.out)}")
 
 
 def _score(args: argparse.Namespace) -> None:
-    from leadscore.scoring import PROVENANCE_COLUMNS, STATUS_COLUMN, score_file, scoring_settings
+    from leadscore.schema import PROVENANCE_COLUMNS, STATUS_COLUMN
+    from leadscore.scoring.job import scoring_settings
+    from leadscore.scoring.pandas_engine import score_file
 
     settings = scoring_settings(
         args.config, engine=args.engine, chunk_rows=args.chunk_rows, max_reject_share=args.max_reject_share,
@@ -122,9 +125,9 @@ _terminated = threading.Event()
 def _explain(args: argparse.Namespace) -> None:
     from pathlib import Path
 
+    from leadscore.describe import describe_lead
     from leadscore.errors import InputError
-    from leadscore.explain import describe_lead
-    from leadscore.tracking import load_model
+    from leadscore.registry.loading import load_model
 
     scorer = load_model(args.model).scorer
     lead = _lead_features(scorer, Path(args.input), args.lead, args.as_of)
@@ -136,9 +139,9 @@ def _explain(args: argparse.Namespace) -> None:
 
 def _lead_features(scorer, path, lead_id: str, as_of: str | None):
     """The input rows of one lead: from a snapshot table, or its features in an event log as of `as_of`."""
-    from leadscore.features import features_as_of, load_event_log
-    from leadscore.io import read_table
-    from leadscore.scoring import event_spec_of, scoring_time
+    from leadscore.data.io import read_table
+    from leadscore.features.events import features_as_of, load_event_log
+    from leadscore.scoring.events import event_spec_of, scoring_time
 
     if not path.is_dir():
         frame = read_table(path)

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from leadscore.errors import ConfigError
 
@@ -271,7 +278,7 @@ class ReasonsConfig(_Strict):
 
 def _check_reason_text(text: str) -> str:
     """Template syntax and placeholder names; whether a field offers them is checked when a model is trained."""
-    from leadscore.reasons import PLACEHOLDERS, template_placeholders
+    from leadscore.model.reasons import PLACEHOLDERS, template_placeholders
 
     unknown = sorted({name for name, _ in template_placeholders(text)} - set(PLACEHOLDERS))
     if unknown:

@@ -1,0 +1,218 @@
+"""Point-in-time features and labels from an event log.
+
+A training row is a lead *as it looked at a snapshot time*: only events strictly before the
+snapshot are used, the label is whether the lead converted within the horizon after it, and
+leads that had already reached a terminal stage (won or lost) before the snapshot are left out.
+Changing or deleting events after the snapshot therefore changes no feature.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, time, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from leadscore.config import Config, EventLogConfig, Signal
+from leadscore.data.io import find_table, read_table
+from leadscore.data.personal import personal_columns
+from leadscore.data.validation import (
+    check_ids,
+    parse_timestamps,
+    require_columns,
+    require_not_null,
+    row_numbers,
+)
+from leadscore.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_COLUMN = "snapshot_at"
+LABEL_COLUMN = "converted"
+DAYS_TO_CONVERSION = "days_to_conversion"  # label-side information: never a feature
+_DAY = pd.Timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class EventLog:
+    """Validated event-log tables with UTC timestamps."""
+
+    leads: pd.DataFrame
+    activities: pd.DataFrame
+    outcomes: pd.DataFrame | None
+
+
+@dataclass(frozen=True)
+class EventLogLayout:
+    """Table and column names of an event log."""
+
+    id_column: str = "lead_id"
+    created_column: str = "created_at"
+    timestamp_column: str = "timestamp"
+    activity_type_column: str = "activity_type"
+    stage_column: str = "stage"
+    leads_table: str = "leads"
+    activities_table: str = "activities"
+    outcomes_table: str = "outcomes"
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> EventLogLayout:
+        log_cfg = cfg.event_log
+        return cls(
+            id_column=cfg.data.id_column or "lead_id", created_column=log_cfg.created_column,
+            timestamp_column=log_cfg.timestamp_column, activity_type_column=log_cfg.activity_type_column,
+            stage_column=log_cfg.stage_column, leads_table=log_cfg.leads_table,
+            activities_table=log_cfg.activities_table, outcomes_table=log_cfg.outcomes_table,
+        )
+
+
+@dataclass(frozen=True)
+class EventFeatureSpec:
+    """How to turn an event log into one feature row per lead; stored inside the scorer."""
+
+    layout: EventLogLayout
+    terminal_stages: tuple[str, ...]
+    profile_columns: tuple[str, ...]
+    signals: dict[str, Signal] = field(default_factory=dict)
+    half_life_days: float = 30.0
+
+    @property
+    def feature_columns(self) -> list[str]:
+        derived = [f"{name}_{kind}" for name in self.signals for kind in ("count", "decayed", "days_since")]
+        return [*self.profile_columns, "lead_age_days", "days_since_last_activity", *derived]
+
+
+def load_event_log(folder, layout: EventLogLayout, *, na_values=(), with_outcomes=True) -> EventLog:
+    """Read and validate leads, activities and (optionally) outcomes from a folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"event log folder not found: {folder}", fix="point data.path (or --input) at the folder")
+    leads = read_table(find_table(folder, layout.leads_table), na_values=list(na_values))
+    activities = read_table(find_table(folder, layout.activities_table))
+    outcomes = read_table(find_table(folder, layout.outcomes_table)) if with_outcomes else None
+
+    lead_fix = "export the leads table with its id and creation time"
+    require_columns(leads, [layout.id_column, layout.created_column], "leads", lead_fix)
+    check_ids(leads, layout.id_column, "leads")
+    require_not_null(leads, layout.created_column, "leads", "give every lead its creation time")
+    leads = leads.assign(**{layout.created_column: parse_timestamps(leads, layout.created_column, "leads")})
+
+    activities = _validate_events(activities, "activities", layout, layout.activity_type_column, leads)
+    if outcomes is not None:
+        outcomes = _validate_events(outcomes, "outcomes", layout, layout.stage_column, leads)
+    return EventLog(leads=leads, activities=activities, outcomes=outcomes)
+
+
+def _validate_events(events, table, layout: EventLogLayout, kind_column, leads) -> pd.DataFrame:
+    id_column, timestamp_column = layout.id_column, layout.timestamp_column
+    require_columns(events, [id_column, timestamp_column, kind_column], table, f"export {table} with these columns")
+    for column in (id_column, timestamp_column, kind_column):
+        require_not_null(events, column, table, "fill the value or remove the event")
+    events = events.assign(**{timestamp_column: parse_timestamps(events, timestamp_column, table)})
+    unknown = ~events[id_column].isin(leads[id_column])
+    if unknown.any():
+        raise InputError(
+            f"{table} refer to lead ids that are not in the leads table", column=id_column,
+            rows=row_numbers(events, unknown), fix="export the leads and their events together",
+        )
+    return events
+
+
+def feature_spec(log: EventLog, cfg: Config) -> EventFeatureSpec:
+    """Decide the profile columns and signals from the training log and the config."""
+    log_cfg = cfg.event_log
+    layout = EventLogLayout.from_config(cfg)
+    hidden = set(personal_columns(log.leads.columns, cfg.data.personal_columns)) | set(cfg.data.exclude_columns)
+    profile = [c for c in log.leads.columns if c not in {layout.id_column, layout.created_column} | hidden]
+    signals = dict(log_cfg.signals) or {
+        str(kind): Signal(activity_type=str(kind)) for kind in sorted(log.activities[layout.activity_type_column].unique())
+    }
+    for name, signal in signals.items():
+        missing = [key for key in signal.where if key not in log.activities.columns]
+        if missing:
+            raise ConfigError(f"signal '{name}' filters on {missing}, which the activities table does not have")
+    return EventFeatureSpec(
+        layout=layout,
+        terminal_stages=tuple(log_cfg.terminal_stages),
+        profile_columns=tuple(profile),
+        signals=signals,
+        half_life_days=log_cfg.half_life_days,
+    )
+
+
+def features_as_of(leads: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Timestamp, spec: EventFeatureSpec) -> pd.DataFrame:
+    """One row per lead in `leads`: profile columns and activity features from events before `as_of`."""
+    ids = leads[spec.layout.id_column]
+    before = activities[(activities[spec.layout.timestamp_column] < as_of) & activities[spec.layout.id_column].isin(ids)]
+    age_days = (as_of - before[spec.layout.timestamp_column]) / _DAY
+    weight = np.power(0.5, age_days.to_numpy() / spec.half_life_days)
+
+    out = leads[[spec.layout.id_column, *spec.profile_columns]].reset_index(drop=True)
+    out["lead_age_days"] = ((as_of - leads[spec.layout.created_column]) / _DAY).to_numpy()
+    last_seen = age_days.groupby(before[spec.layout.id_column].to_numpy()).min()
+    out["days_since_last_activity"] = out[spec.layout.id_column].map(last_seen).astype("float64")
+
+    for name, signal in spec.signals.items():
+        mask = (before[spec.layout.activity_type_column] == signal.activity_type).to_numpy(dtype=bool, copy=True)
+        for key, value in signal.where.items():
+            mask &= (before[key].astype("string") == value).fillna(False).to_numpy(dtype=bool)
+        grouped = pd.DataFrame({"w": weight[mask], "age": age_days.to_numpy()[mask]}).groupby(
+            before[spec.layout.id_column].to_numpy()[mask]
+        )
+        stats = grouped.agg(count=("w", "size"), decayed=("w", "sum"), days_since=("age", "min"))
+        mapped = {kind: out[spec.layout.id_column].map(stats[kind]) for kind in ("count", "decayed", "days_since")}
+        out[f"{name}_count"] = mapped["count"].fillna(0).astype("float64")
+        out[f"{name}_decayed"] = mapped["decayed"].fillna(0.0).astype("float64")
+        out[f"{name}_days_since"] = mapped["days_since"].astype("float64")
+    return out
+
+
+def snapshot_times(log_cfg: EventLogConfig) -> list[pd.Timestamp]:
+    """The configured as-of times, at midnight UTC."""
+    first = pd.Timestamp(datetime.combine(log_cfg.snapshots.first, time(), tzinfo=timezone.utc))
+    last = pd.Timestamp(datetime.combine(log_cfg.snapshots.last, time(), tzinfo=timezone.utc))
+    return list(pd.date_range(first, last, freq=f"{log_cfg.snapshots.every_days}D"))
+
+
+def training_rows(log: EventLog, spec: EventFeatureSpec, log_cfg: EventLogConfig) -> pd.DataFrame:
+    """Stack point-in-time rows over the snapshot schedule, with label and snapshot time."""
+    outcomes = log.outcomes
+    stage = outcomes[spec.layout.stage_column].astype("string")
+    ts = outcomes[spec.layout.timestamp_column]
+    closed_at = ts[stage.isin(spec.terminal_stages)].groupby(outcomes[spec.layout.id_column]).min()
+    converted_at = ts[stage == log_cfg.conversion_stage].groupby(outcomes[spec.layout.id_column]).min()
+    horizon = pd.Timedelta(days=log_cfg.horizon_days)
+
+    observed_until = max(log.activities[spec.layout.timestamp_column].max(), ts.max())
+    snapshots = snapshot_times(log_cfg)
+    if snapshots[-1] + horizon > observed_until:
+        latest = (observed_until - horizon).date()
+        raise ConfigError(
+            f"the label window of the last snapshot ({snapshots[-1].date()} + {log_cfg.horizon_days} days) ends after "
+            f"the last recorded event ({observed_until.date()}), so its labels would be censored; "
+            f"set event_log.snapshots.last to {latest} or earlier"
+        )
+
+    created = log.leads[spec.layout.created_column]
+    closed = log.leads[spec.layout.id_column].map(closed_at)
+    conversion = log.leads[spec.layout.id_column].map(converted_at)
+    rows = []
+    for as_of in snapshots:
+        open_now = (created < as_of) & ~(closed < as_of).fillna(False)
+        if not open_now.any():
+            continue
+        frame = features_as_of(log.leads[open_now], log.activities, as_of, spec)
+        converts = conversion[open_now]
+        frame[LABEL_COLUMN] = ((converts >= as_of) & (converts < as_of + horizon)).fillna(False).astype("int8").to_numpy()
+        frame[DAYS_TO_CONVERSION] = ((converts - as_of) / _DAY).to_numpy(dtype="float64", na_value=np.nan)
+        frame[SNAPSHOT_COLUMN] = as_of
+        rows.append(frame)
+    if not rows:
+        raise InputError(
+            "no lead was open at any snapshot time", column=spec.layout.created_column,
+            fix="move event_log.snapshots into the period covered by the leads' creation times",
+        )
+    return pd.concat(rows, ignore_index=True)

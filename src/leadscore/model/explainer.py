@@ -1,0 +1,326 @@
+"""Why a lead has its score: exact contributions of the conversion model, in score points, and reasons.
+
+Contributions (log-odds)
+------------------------
+The model's raw output f(x) (LightGBM's raw margin, the logistic regression's decision function)
+is split exactly into a base value and one contribution per feature column, f(x) = f0 + sum_j phi_j:
+- LightGBM: exact TreeSHAP from LightGBM's own `pred_contrib` on the encoded frame. Categoricals are
+  native, so there is already one value per original column. SHAP's TreeExplainer gives the same
+  values (it calls the same routine for LightGBM) and is not faster, so scoring needs no SHAP.
+  f0 is the model's expected raw output over its training data.
+- Logistic regression: phi_j = sum over the model inputs derived from column j (its scaled value,
+  its missing indicator, its one-hot columns) of coefficient * (input - mean of that input over the
+  rows the model was fitted on). f0 is the intercept plus the coefficients times those means.
+
+Score points
+------------
+The score is 100 p with p = g(f(x)), where g is the calibration (sigmoid or isotonic, applied to
+the raw output or, for LightGBM, to its sigmoid; increasing in f). The base score is s0 = 100 g(f0),
+the score of a lead whose every field sits at the reference above (not the average score). A field's
+points are its log-odds contribution times the secant slope of the score between base and lead:
+
+    points_j = phi_j * (s - s0) / (f(x) - f0),    so that    s0 + sum_j points_j = s   exactly,
+
+with s = 100 p unrounded (the `score` column is s rounded to one decimal). Because g is increasing,
+the slope is never negative: every field keeps the sign of its log-odds contribution and the
+fields of one lead rank the same in points as in log-odds, which the additive log-odds scale
+justifies. Where f(x) = f0 the slope of the score at f0 is used (the points then sum to 0 either
+way). Where isotonic calibration gives lead and base the same score, every field gets 0 points.
+The alternatives are worse: scoring each field's contribution alone (s(f0 + phi_j) - s0) does not
+add up to the score, and Shapley values of the calibrated score need far more model evaluations.
+
+Fields
+------
+Points are summed per *field*: a feature column, or an activity signal of an event log, whose
+`_count`, `_decayed` and `_days_since` columns are one reason ("Requested a demo 3 days ago"), not
+three, or columns the config combines (`reasons.combine`, e.g. economic indicators that move
+together and would otherwise show as large reasons cancelling each other). A field's dimension
+comes from `groups` (fit, engagement, stage; by its first column), else it is "other". Text comes
+from `leadscore.reasons`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from leadscore.config import Config, FeatureGroups, ReasonsConfig, ReasonTemplate
+from leadscore.errors import ConfigError
+from leadscore.features.events import EventFeatureSpec
+from leadscore.model.dimensions import DIMENSIONS, matches_any, resolve_group
+from leadscore.model.reasons import (
+    COLUMN,
+    COMBINED,
+    DEFAULT_TEXTS,
+    SIGNAL,
+    SIGNAL_PARTS,
+    ReasonField,
+    ReasonWriter,
+    Templates,
+    check_template,
+)
+from leadscore.schema import SCORE_SCALE
+
+OTHER = "other"
+_FLAT = 1e-12  # |f(x) - f0| below this: use the slope at the base instead of the secant
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The exact decomposition of a batch of leads.
+
+    `raw`: log-odds contributions per feature column, base_raw + row sum = the model's raw output.
+    `points`: score points per feature column, base_score + row sum = `score` (100 p, unrounded).
+    `fields`: the points summed per reason field (a column, an activity signal, or combined columns).
+    """
+
+    base_raw: float
+    base_score: float
+    raw: pd.DataFrame
+    points: pd.DataFrame
+    fields: pd.DataFrame
+    score: np.ndarray
+
+
+@dataclass
+class Explainer:
+    """Exact contributions of a fitted scorer's model, its points mapping and its reason writer.
+
+    Built at training time by `build_explainer` and carried inside `LeadScorer`, so batch, Spark
+    and REST scoring return the same reasons.
+    """
+
+    pipeline: Pipeline
+    feature_columns: list[str]
+    base_raw: float
+    base_score: float
+    base_slope: float
+    field_columns: np.ndarray  # columns x fields, 1 where a column belongs to a field
+    writer: ReasonWriter
+    linear_reference: np.ndarray | None = None  # training means of the logistic model's inputs
+    linear_origin: np.ndarray | None = None  # the feature column each logistic input comes from
+
+    @property
+    def fields(self) -> list[ReasonField]:
+        return self.writer.fields
+
+    @property
+    def output_columns(self) -> list[str]:
+        return self.writer.output_columns
+
+    def contributions(self, features: pd.DataFrame) -> np.ndarray:
+        """Log-odds contributions, rows x feature columns; with `base_raw` they sum to the raw output."""
+        encoded = self.pipeline["encode"].transform(features[self.feature_columns])
+        if self.linear_reference is None:
+            return self.pipeline[-1].booster_.predict(encoded, pred_contrib=True)[:, :-1]
+        inputs = np.asarray(self.pipeline["prepare"].transform(encoded), dtype="float64")
+        weighted = (inputs - self.linear_reference) * self.pipeline[-1].coef_[0]
+        # Each input comes from exactly one feature column: summing back is a 0/1 matrix product.
+        summing = np.zeros((len(self.linear_origin), len(self.feature_columns)))
+        summing[np.arange(len(self.linear_origin)), self.linear_origin] = 1.0
+        return weighted @ summing
+
+    def points(self, contributions: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Score points per column: contributions scaled by the secant slope (see the module docstring)."""
+        delta = contributions.sum(axis=1)
+        gained = SCORE_SCALE * np.asarray(p, dtype="float64") - self.base_score
+        flat = np.abs(delta) <= _FLAT
+        slope = np.where(flat, self.base_slope, gained / np.where(flat, 1.0, delta))
+        return contributions * slope[:, None]
+
+    def explain(self, features: pd.DataFrame, p: np.ndarray) -> Explanation:
+        """The whole decomposition of each lead, given its calibrated probability `p`."""
+        raw = self.contributions(features)
+        points = self.points(raw, p)
+        names = [f.name for f in self.fields]
+        index = features.index
+        return Explanation(
+            base_raw=self.base_raw, base_score=self.base_score,
+            raw=pd.DataFrame(raw, columns=self.feature_columns, index=index),
+            points=pd.DataFrame(points, columns=self.feature_columns, index=index),
+            fields=pd.DataFrame(points @ self.field_columns, columns=names, index=index),
+            score=SCORE_SCALE * np.asarray(p, dtype="float64"),
+        )
+
+    def reasons(self, features: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
+        """The `reasons` JSON column and `reason_1` ... `reason_k` for validated feature rows."""
+        field_points = self.points(self.contributions(features), p) @ self.field_columns
+        return self.writer.write(features.reset_index(drop=True), field_points)
+
+
+def build_explainer(
+    classifier: CalibratedClassifierCV, train_features: pd.DataFrame, feature_columns: list[str], cfg: Config,
+    event_spec: EventFeatureSpec | None = None,
+) -> Explainer:
+    """The explainer of a calibrated tournament winner, with `cfg.reasons` templates resolved.
+
+    `train_features` are the rows the model was fitted on: the logistic reference means come from
+    them, and a few of them check that the base score uses the calibration exactly as the scorer does.
+    """
+    pipeline = classifier.estimator.estimator  # CalibratedClassifierCV(FrozenEstimator(pipeline))
+    fields = reason_fields(feature_columns, cfg.groups, cfg.reasons, event_spec)
+    membership = np.zeros((len(feature_columns), len(fields)))
+    position = {c: i for i, c in enumerate(feature_columns)}
+    for j, spec in enumerate(fields):
+        membership[[position[c] for c in spec.columns], j] = 1.0
+    features = train_features[feature_columns]
+    encoded = pipeline["encode"].transform(features.head(1))
+    reference = origin = None
+    if hasattr(pipeline[-1], "booster_"):
+        base_raw = float(pipeline[-1].booster_.predict(encoded, pred_contrib=True)[0, -1])
+    elif hasattr(pipeline[-1], "coef_") and "prepare" in pipeline.named_steps:
+        prepare = pipeline["prepare"]
+        inputs = np.asarray(prepare.transform(pipeline["encode"].transform(features)), dtype="float64")
+        reference = inputs.mean(axis=0)
+        origin = _input_origins(prepare, feature_columns)
+        base_raw = float(pipeline[-1].intercept_[0] + reference @ pipeline[-1].coef_[0])
+    else:
+        raise TypeError(f"no exact explanation for a {type(pipeline[-1]).__name__} model")
+
+    score_of = _ScoreOfRaw(classifier, pipeline)
+    score_of.check(features.head(200))
+    step = 1e-4
+    return Explainer(
+        pipeline=pipeline, feature_columns=list(feature_columns), base_raw=base_raw,
+        base_score=float(score_of(np.array([base_raw]))[0]),
+        base_slope=float(np.diff(score_of(np.array([base_raw - step, base_raw + step])))[0] / (2 * step)),
+        field_columns=membership,
+        writer=ReasonWriter(fields, cfg.reasons.top_k, cfg.reasons.max_chars),
+        linear_reference=reference, linear_origin=origin,
+    )
+
+
+def raw_output(pipeline: Pipeline, features: pd.DataFrame) -> np.ndarray:
+    """The model's own raw output: LightGBM's raw margin or the logistic decision function."""
+    if hasattr(pipeline, "decision_function"):
+        return pipeline.decision_function(features)
+    return pipeline[-1].booster_.predict(pipeline[:-1].transform(features), raw_score=True)
+
+
+def dimension_of(column: str, groups: FeatureGroups) -> str:
+    """The first dimension whose names or shell patterns match the column, else "other"."""
+    for dimension in DIMENSIONS:
+        if matches_any(column, getattr(groups, dimension)):
+            return dimension
+    return OTHER
+
+
+def reason_fields(
+    feature_columns: list[str], groups: FeatureGroups, cfg: ReasonsConfig, event_spec: EventFeatureSpec | None,
+) -> list[ReasonField]:
+    """The reason fields of a feature set, in column order, with their dimension and templates.
+
+    Columns named in `cfg.combine` form one field each; then each activity signal's three columns;
+    every other column is a field of its own.
+    """
+    owner: dict[str, tuple[str, str]] = {}  # column -> (field, kind)
+    for name, patterns in cfg.combine.items():
+        members = resolve_group(patterns, feature_columns)
+        where = f"reasons.combine.{name}"
+        if not members:
+            raise ConfigError(f"{where}: no feature column matches {patterns}")
+        if name in feature_columns and name not in members:
+            raise ConfigError(f"{where}: '{name}' is the name of another feature column; choose another name")
+        claimed = [c for c in members if c in owner]
+        if claimed:
+            raise ConfigError(f"{where}: {claimed} already belong to '{owner[claimed[0]][0]}'")
+        owner.update(dict.fromkeys(members, (name, COMBINED)))
+    for name in event_spec.signals if event_spec is not None else ():
+        columns = [f"{name}_{part}" for part in SIGNAL_PARTS]
+        if all(c in feature_columns and c not in owner for c in columns):
+            owner.update(dict.fromkeys(columns, (name, SIGNAL)))
+    members: dict[str, list[str]] = {}
+    kinds: dict[str, str] = {}
+    for column in feature_columns:
+        name, kind = owner.get(column, (column, COLUMN))
+        members.setdefault(name, []).append(column)
+        kinds[name] = kind
+    return [
+        ReasonField(name=name, dimension=dimension_of(columns[0], groups), columns=tuple(columns),
+                    templates=_templates(name, kinds[name], cfg), kind=kinds[name])
+        for name, columns in members.items()
+    ]
+
+
+def _templates(name: str, kind: str, cfg: ReasonsConfig) -> Templates:
+    """A field's templates: its own entry, else the first matching pattern, else readable defaults."""
+    entry = cfg.templates.get(name)
+    if entry is None:
+        entry = next((t for key, t in cfg.templates.items() if fnmatch.fnmatchcase(name, key)), None)
+    default = DEFAULT_TEXTS[kind]
+    if isinstance(entry, str):
+        entry = ReasonTemplate(positive=entry, negative=entry)
+    entry = entry or ReasonTemplate()
+    texts = (entry.positive or default[0], entry.negative or default[1], entry.missing or default[2])
+    allowed = ReasonField(name, OTHER, (), Templates(*texts), kind).placeholders
+    for variant, text in zip(("positive", "negative", "missing"), texts):
+        try:
+            check_template(text, placeholders=allowed, where=f"reasons.templates for '{name}' ({variant})")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    return Templates(*texts, words=dict(entry.values))
+
+
+class _ScoreOfRaw:
+    """The scorer's score (100 p) as a function of the model's raw output, through its calibration."""
+
+    def __init__(self, classifier: CalibratedClassifierCV, pipeline: Pipeline):
+        self.classifier = classifier
+        self.pipeline = pipeline
+        # The calibrators see the decision function when there is one, else the probability.
+        self.on_probability = not hasattr(pipeline, "decision_function")
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        inputs = expit(raw) if self.on_probability else raw
+        p = np.mean([c.calibrators[0].predict(inputs) for c in self.classifier.calibrated_classifiers_], axis=0)
+        return SCORE_SCALE * p
+
+    def check(self, features: pd.DataFrame) -> None:
+        expected = SCORE_SCALE * self.classifier.predict_proba(features)[:, 1]
+        error = np.max(np.abs(self(raw_output(self.pipeline, features)) - expected))
+        if not error < 1e-8:
+            raise RuntimeError(f"the calibration of raw outputs differs from the scorer's by {error:.3g} points")
+
+
+def _input_origins(prepare: ColumnTransformer, feature_columns: list[str]) -> np.ndarray:
+    """For each column the ColumnTransformer outputs, the index of the feature column it comes from."""
+    position = {c: i for i, c in enumerate(feature_columns)}
+    origin = np.full(len(prepare.get_feature_names_out()), -1)
+    for name, transformer, columns in prepare.transformers_:
+        piece = prepare.output_indices_[name]
+        if piece.stop == piece.start:
+            continue
+        sources = _output_sources(transformer, list(columns))
+        if len(sources) != piece.stop - piece.start:
+            raise TypeError(f"cannot trace the outputs of transformer '{name}' back to its input columns")
+        origin[piece] = [position[c] for c in sources]
+    return origin
+
+
+def _output_sources(transformer, columns: list[str]) -> list[str]:
+    """The input column behind each output of a fitted transformer, for the kinds the models use."""
+    if isinstance(transformer, Pipeline):
+        sources = _output_sources(transformer[0], columns)
+        if len(transformer.get_feature_names_out(columns)) != len(sources):
+            raise TypeError("a pipeline step after the first changes the number of columns")
+        return sources
+    if isinstance(transformer, SimpleImputer):
+        kept = [c for c, s in zip(columns, transformer.statistics_) if transformer.keep_empty_features or not np.isnan(s)]
+        flagged = [columns[i] for i in transformer.indicator_.features_] if transformer.add_indicator else []
+        return kept + flagged
+    if isinstance(transformer, OneHotEncoder):
+        if transformer.drop_idx_ is not None or getattr(transformer, "infrequent_categories_", None):
+            raise TypeError("one-hot columns with dropped or infrequent categories are not traced")
+        return [c for c, categories in zip(columns, transformer.categories_) for _ in categories]
+    if transformer == "passthrough":
+        return columns
+    raise TypeError(f"cannot trace the outputs of a {type(transformer).__name__} back to its input columns")

@@ -1,0 +1,114 @@
+"""`LeadScorer`: everything needed to score a lead, in one object.
+
+It is assembled by `leadscore.training.pipeline.train` from fitted parts (it is an artifact, not an estimator
+to be fitted itself) and logged to MLflow inside a pyfunc wrapper, so the batch job, Spark and
+`mlflow models serve` all run this same `predict`.
+
+Output columns:
+- `p_convert`: calibrated probability that the lead converts within the training horizon.
+- `score`: `100 * p_convert`, rounded to one decimal. A score of 30 means "about 30 in 100 leads like
+  this one convert": the number keeps its meaning in conversion terms, unlike hand-set points.
+- `fit_score`, `engagement_score`, `stage_score`, `stage`, `grade`: see `leadscore.model.dimensions`.
+- `is_mql`, `is_sql`: `p_convert` at or above the cutoffs chosen by policy (see `leadscore.model.cutoffs`).
+- `reasons` (JSON), `reason_1` ... `reason_k`: each lead's strongest reasons in score points (see
+  `leadscore.model.explainer`); `predict(frame, reasons=False)` leaves them out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+
+from leadscore.data.validation import check_ids, require_columns, validate_numeric
+from leadscore.errors import InputError
+from leadscore.features.events import EventFeatureSpec
+from leadscore.model.encoding import FrameEncoder
+from leadscore.schema import ROW_ID, probability_to_score
+
+if TYPE_CHECKING:
+    from leadscore.model.cutoffs import Cutoffs
+    from leadscore.model.dimensions import DimensionScorer
+    from leadscore.model.drift import DriftReference
+    from leadscore.model.explainer import Explainer
+
+
+class ScoringContract:
+    """Input checks shared by every scorer: needs `id_column`, `feature_columns` and `numeric_columns`."""
+
+    id_column: str
+    feature_columns: list[str]
+    na_values: tuple[str, ...] = ()  # the training data's placeholders for "missing", applied again at scoring
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        raise NotImplementedError
+
+    def validate(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Check a frame against the scoring contract and return it with typed feature columns."""
+        if frame.empty:
+            raise InputError("no leads to score", fix="give at least one row")
+        if self.na_values:
+            present = [c for c in self.feature_columns if c in frame.columns]
+            frame = frame.assign(**{c: frame[c].replace(list(self.na_values), np.nan) for c in present})
+        if self.id_column == ROW_ID and ROW_ID not in frame.columns:
+            frame = frame.assign(**{ROW_ID: np.arange(1, len(frame) + 1)})
+        require_columns(frame, [self.id_column], "the leads to score", "give every lead its id column")
+        check_ids(frame, self.id_column, "the leads to score")
+        return self.validate_features(frame)
+
+    def validate_features(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Check that every feature column is present and numeric columns hold finite numbers."""
+        fix = "add the column: the model was trained with it (or retrain without it)"
+        require_columns(frame, self.feature_columns, "the leads to score", fix)
+        return validate_numeric(frame, self.numeric_columns, "the leads to score")
+
+
+@dataclass
+class LeadScorer(ScoringContract):
+    """A calibrated conversion model with its input contract and provenance."""
+
+    classifier: CalibratedClassifierCV
+    encoder: FrameEncoder
+    id_column: str
+    feature_columns: list[str]
+    event_spec: EventFeatureSpec | None = None
+    metadata: dict = field(default_factory=dict)
+    dimensions: DimensionScorer | None = None
+    cutoffs: Cutoffs | None = None
+    reference: DriftReference | None = None  # input and score distributions at training, for drift reports
+    explainer: Explainer | None = None  # exact contributions and reason texts of `classifier`
+    na_values: tuple[str, ...] = ()
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        return list(self.encoder.numeric_columns_)
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Calibrated conversion probabilities for validated feature rows (ids not required)."""
+        return self.classifier.predict_proba(features[self.feature_columns])[:, 1]
+
+    def predict(self, frame: pd.DataFrame, *, reasons: bool = True) -> pd.DataFrame:
+        """Score leads: one output row per input row, in input order."""
+        valid = self.validate(frame)
+        p = self.predict_proba(valid)
+        out = pd.DataFrame({
+            self.id_column: valid[self.id_column].to_numpy(),
+            "p_convert": p,
+            "score": probability_to_score(p),
+        })
+        if self.dimensions is not None:
+            out = pd.concat([out, self.dimensions.score(valid)], axis=1)
+        if self.cutoffs is not None:
+            out["is_mql"] = p >= self.cutoffs.mql
+            out["is_sql"] = p >= self.cutoffs.sql
+        if reasons and self.explainer is not None:
+            out = pd.concat([out, self.explainer.reasons(valid, p)], axis=1)
+        return out
+
+    def unseen_categories(self, frame: pd.DataFrame) -> dict[str, int]:
+        """How many values per categorical column were never seen in training (scored as missing)."""
+        return self.encoder.unseen_counts(frame)

@@ -1,0 +1,223 @@
+"""A short Markdown model card for a training run, logged as `model_card.md` beside the model.
+
+It says what was trained on which data, how it did on the test window beside the baselines, where the
+MQL / SQL cutoffs sit and what they deliver, which columns drive the score, what the leakage guard
+flagged, and what the model is for and not for. Every figure is read from the `TrainingResult` (the
+same values the run logs as metrics and tables); the card is built from aggregates only (counts,
+rates, metrics, cutoffs, importance), never from rows, so it holds no personal data.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from leadscore.config import Config, PointsCutoffs
+from leadscore.model.cutoffs import Cutoffs
+from leadscore.model.rules import PointsScorer
+from leadscore.reporting.importance import GlobalExplanations
+from leadscore.training.pipeline import TrainingResult
+
+log = logging.getLogger(__name__)
+
+MODEL_CARD_ARTIFACT = "model_card.md"
+TOP_DRIVERS = 8
+# (metric key, column title, decimals): the test-window metrics shown for every model compared.
+METRICS = (
+    ("roc_auc", "ROC AUC", 4), ("pr_auc", "PR AUC", 4), ("brier", "Brier", 4), ("log_loss", "log loss", 4),
+    ("ece", "ECE", 4), ("top_decile_lift", "lift@10%", 2),
+)
+# Keys of `TrainingResult.metrics` shown in the comparison, with the name a reader sees.
+COMPARED = {"leadscore": "leadscore", "baseline_logistic": "plain logistic", "baseline_points": "points rules"}
+
+
+def model_card(result: TrainingResult, cfg: Config, explanations: GlobalExplanations | None = None) -> str:
+    """The Markdown model card of `result`; `explanations` are the run's global explanations (top drivers)."""
+    fallback = isinstance(result.scorer, PointsScorer)
+    sections = [
+        _model_section(result, cfg, fallback),
+        _data_section(result, cfg, fallback),
+        _metrics_section(result, fallback),
+        _cutoffs_section(result),
+        _drivers_section(result, cfg, explanations, fallback),
+        _leakage_section(result),
+        _use_section(result, cfg, fallback),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def _model_section(result: TrainingResult, cfg: Config, fallback: bool) -> str:
+    meta = result.scorer.metadata
+    lines = [f"# Model card: {cfg.tracking.registered_model}", ""]
+    if "mlflow_run_id" in meta:
+        lines.append(f"MLflow run `{meta['mlflow_run_id']}`, experiment `{cfg.tracking.experiment}`.")
+    lines.append(f"Trained {meta.get('trained_at', 'at an unknown time')} by leadscore {meta.get('leadscore_version', '?')}; "
+                 f"training data fingerprint `{result.fingerprint}`.")
+    lines += ["", "## Model", ""]
+    if fallback:
+        lines.append(
+            f"**Points fallback (cold start).** The training data holds {result.table.conversions:,} conversions, fewer "
+            f"than `model.min_conversions` ({cfg.model.min_conversions:,}), so nothing was learned: the hand-set "
+            "`points_baseline` rules are the model. `score` is points (0-100), not a probability, and `p_convert` is "
+            "missing. The first learned model replaces this one at `leadscore promote`."
+        )
+        return "\n".join(lines)
+    lines.append(f"**{result.winner.name}**, calibrated with **{result.winner.calibration_method}** on the calibration window.")
+    if result.candidates:
+        tournament = ", ".join(f"{c.name} {c.calibration_log_loss:.4f}" for c in result.candidates)
+        lines.append(f"Chosen by out-of-fold log loss inside the calibration window: {tournament}.")
+    dimensions = getattr(result.scorer, "dimensions", None)
+    if dimensions is not None:
+        for name, model in dimensions.models.items():
+            lines.append(f"- {name} score: {model.model} on {len(model.columns)} columns, target: {model.target}")
+        for name, reason in dimensions.absent.items():
+            lines.append(f"- {name} score: absent ({reason})")
+    return "\n".join(lines)
+
+
+def _data_section(result: TrainingResult, cfg: Config, fallback: bool) -> str:
+    table, split = result.table, result.split
+    rows, conversions = len(table.frame), table.conversions
+    lines = ["## Data", "",
+             f"{rows:,} labelled rows, {conversions:,} conversions ({_share(conversions, rows)}). {_label_text(cfg)}"]
+    if cfg.event_log is not None:
+        s = cfg.event_log.snapshots
+        lines.append(f"Rows are leads as they looked at snapshots every {s.every_days} days from {s.first} to {s.last}.")
+    if table.dropped_personal:
+        lines.append(f"Personal columns dropped on reading (names only): {', '.join(table.dropped_personal)}.")
+    lines.append(f"{len(table.feature_columns)} feature columns.")
+    if fallback:
+        lines.append("Nothing was held out: with nothing fitted, every labelled row measures the rules.")
+        return "\n".join(lines)
+    lines += ["", f"Split: **{split.method}**, {split.purged_rows:,} rows purged (their label window reached into the "
+              "next window).", "", "| window | rows | conversions | rate | span |", "|---|---:|---:|---:|---|"]
+    for name, window in split.windows().items():
+        k = int(window[table.label_column].sum())
+        lines.append(f"| {name} | {len(window):,} | {k:,} | {_share(k, len(window))} | {_span(window, table, split.method)} |")
+    return "\n".join(lines)
+
+
+def _label_text(cfg: Config) -> str:
+    if cfg.event_log is not None:
+        return (f"Label: the lead reached stage `{cfg.event_log.conversion_stage}` within {cfg.event_log.horizon_days} "
+                "days after the snapshot.")
+    return f"Label: `{cfg.data.label_column}` equals `{cfg.data.positive_label}`."
+
+
+def _span(window: pd.DataFrame, table, method: str) -> str:
+    """The window's time range, or its rows of the training table when the split followed row order."""
+    if window.empty:
+        return "empty"
+    if table.time_column and method == "time":
+        times = pd.to_datetime(window[table.time_column], utc=True)
+        return f"{times.min():%Y-%m-%d} to {times.max():%Y-%m-%d}"
+    if method == "row_order":
+        positions = table.frame.index.get_indexer(window.index)
+        return f"rows {positions.min() + 1:,} to {positions.max() + 1:,}"
+    return "random rows (no time order)"
+
+
+def _metrics_section(result: TrainingResult, fallback: bool) -> str:
+    where = "every labelled row" if fallback else "the test window"
+    lines = ["## Metrics", "", f"On {where} ({len(result.split.test):,} rows). "
+             "Each row of the table is logged in the run as metrics (`test_*` for leadscore, `<model>_test_*` otherwise).",
+             "", "| model | " + " | ".join(title for _, title, _ in METRICS) + " |",
+             "|---|" + "---:|" * len(METRICS)]
+    for key, name in COMPARED.items():
+        values = result.metrics.get(key)
+        if values:
+            cells = [f"{values[m]:.{d}f}" if m in values else "–" for m, _, d in METRICS]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if not fallback:
+        points = ", and the config's hand-set `points_baseline` rules" if "baseline_points" in result.metrics else ""
+        lines += ["", f"Baselines: a plain logistic regression on the same features without calibration{points}."]
+    return "\n".join(lines)
+
+
+def _cutoffs_section(result: TrainingResult) -> str:
+    cutoffs = result.scorer.cutoffs
+    lines = ["## MQL and SQL cutoffs", ""]
+    if isinstance(cutoffs, PointsCutoffs):
+        lines.append(f"- MQL: points >= {cutoffs.mql:g} (`points_cutoffs.mql`)")
+        lines.append(f"- SQL: points >= {cutoffs.sql:g} (`points_cutoffs.sql`)")
+        return "\n".join(lines)
+    if not isinstance(cutoffs, Cutoffs):
+        return "\n".join([*lines, "None."])
+    lines.append(f"- MQL: p_convert >= {cutoffs.mql:.4f} (score {cutoffs.mql_points:g}); policy: {cutoffs.mql_policy}")
+    lines.append(f"- SQL: p_convert >= {cutoffs.sql:.4f} (score {cutoffs.sql_points:g}); policy: {cutoffs.sql_policy}")
+    lines.extend(f"- note: {note}" for note in cutoffs.notes)
+    bands = result.tables.get("cutoff_bands")
+    if bands is not None:
+        lines += ["", "Realised on the calibration window (where the cutoffs were chosen) and the test window:", "",
+                  "| window | band | leads | share of leads | conversion rate (95 % interval) | share of conversions |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for row in bands.itertuples():
+            rate = "–" if row.leads == 0 else f"{row.conversion_rate:.1%} ({row.rate_ci_low:.1%} to {row.rate_ci_high:.1%})"
+            lines.append(f"| {row.window} | {row.band} | {row.leads:,} | {row.share_of_leads:.1%} | {rate} | "
+                         f"{row.share_of_conversions:.1%} |")
+    return "\n".join(lines)
+
+
+def _drivers_section(result: TrainingResult, cfg: Config, explanations: GlobalExplanations | None, fallback: bool) -> str:
+    lines = ["## Top drivers", ""]
+    if fallback:
+        lines.append("The hand-set rules (points added when a rule holds):")
+        lines.extend(f"- `{r.column} {r.op} {r.value}`: +{r.points:g}" for r in cfg.points_baseline)
+        return "\n".join(lines)
+    if explanations is None:
+        return "\n".join([*lines, "Not measured: this model carries no explainer."])
+    importance = explanations.tables["importance_columns"].head(TOP_DRIVERS)
+    lines += [f"Feature columns by mean absolute contribution (log-odds) on {explanations.summary['rows']:,} test-window "
+              "leads, as in `explanations/importance_columns.csv` (SHAP plots beside it):", "",
+              "| rank | column | dimension | mean abs. points | mean abs. log-odds |", "|---:|---|---|---:|---:|"]
+    for row in importance.itertuples():
+        lines.append(f"| {row.rank} | {row.column} | {row.dimension} | {row.mean_abs_points:.2f} | {row.mean_abs_log_odds:.4f} |")
+    return "\n".join(lines)
+
+
+def _leakage_section(result: TrainingResult) -> str:
+    lines = ["## Leakage guard", ""]
+    if result.leakage is None:
+        return "\n".join([*lines, "Not run."])
+    if not result.leakage.flagged:
+        return "\n".join([*lines, "No feature column was flagged as possibly known only after the outcome."])
+    lines.append("Flagged columns (review them: a column filled in after the outcome makes these metrics look better "
+                 "than live scoring will be):")
+    lines.extend(f"- {finding.message}" for finding in result.leakage.findings)
+    return "\n".join(lines)
+
+
+def _use_section(result: TrainingResult, cfg: Config, fallback: bool) -> str:
+    label = result.table.label_column
+    calibration = result.split.calibration
+    intended = (
+        "**Intended use.** Ranking and prioritising leads of the same population, sources and period as the training "
+        "data, so that sales and marketing work the most promising ones first; MQL / SQL flags as a routing aid."
+    )
+    not_for = (
+        "**Not for.** Decisions about individuals beyond sales prioritisation (credit, pricing, employment, "
+        "eligibility); other populations (another market, product or lead source than the data above); use after a "
+        "scoring job's drift report warns about the score or its main drivers, until the model is retrained."
+    )
+    limits = ["**Known limits.**"]
+    if fallback:
+        limits.append("- The points are hand-set, not learned: they rank leads by the rules' judgement and say nothing "
+                      "about how often a lead converts.")
+    else:
+        rate = f"{calibration[label].mean():.1%}" if len(calibration) else "unknown"
+        limits.append(
+            f"- `p_convert` is calibrated to the conversion rate of the calibration window ({rate}). If the base rate "
+            "shifts (season, campaign, a new market), the ranking may hold but a score no longer means the same rate; "
+            "retrain or recalibrate on recent data."
+        )
+        limits.append("- Metrics come from one out-of-time test window; a future period can differ.")
+    if cfg.event_log is not None:
+        limits.append(f"- A score is the chance of conversion within {cfg.event_log.horizon_days} days of scoring; "
+                      "leads that convert later count as not converted in training.")
+    limits.append("- Correlation, not cause: a driver raising the score does not mean acting on it raises conversion.")
+    return "\n".join(["## Intended use and limits", "", intended, "", not_for, "", *limits])
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.1%}" if whole else "–"
