@@ -32,8 +32,10 @@ demo: install
 test: install-dev
 	$(BIN)/python -m pytest
 
-# leadscore against a plain logistic regression, default LightGBM and FLAML AutoML on the real data in
-# ../shared/data (or LEADSCORE_DATA_DIR); writes benchmarks/results/quality.md. Takes about ten minutes.
+# leadscore against a plain logistic regression, default LightGBM, FLAML AutoML and the points rules on the
+# real data in ../shared/data (or LEADSCORE_DATA_DIR): random, out-of-time and rolling-origin protocols,
+# paired bootstrap intervals, training time; writes benchmarks/results/quality.md. Takes about ten to
+# fifteen minutes on 2 cores (`python benchmarks/quality.py --quick` for a two-minute check).
 bench-quality: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/quality.py

@@ -62,7 +62,7 @@ def main() -> None:
     print(f"{'rows/s (wall clock)':<34}{'pred_contrib':>14}{'with reasons':>14}{'no reasons':>12}"
           f"{'ratio wall':>12}{'ratio cpu':>11}")
     for name, scorer in (("demo", demo), ("300 trees x 31 leaves", large)):
-        booster = scorer.classifier.estimator.estimator[-1].booster_
+        booster = scorer.classifier.model[-1].booster_
         label = f"{name} ({booster.num_trees()} trees)"
         wall, cpu = _measure(scorer, booster, rows, args.repeat)
         ratio_wall, ratio_cpu = wall["with"] / wall["reference"], cpu["with"] / cpu["reference"]
@@ -81,8 +81,8 @@ def _larger_model(result, cfg, *, n_trees: int, num_leaves: int):
         encoder.transform(train_window[features]), train_window[label].to_numpy()
     )
     pipeline = Pipeline([("encode", encoder), ("model", model)])
-    classifier, _, _ = calibrate(pipeline, calibration[features], calibration[label].to_numpy(), "sigmoid", cfg.model.seed)
-    explainer = build_explainer(classifier, train_window[features], features, cfg, result.scorer.event_spec)
+    classifier, _, _ = calibrate(pipeline, "lightgbm", calibration[features], calibration[label].to_numpy(), "sigmoid", cfg.model.seed)
+    explainer = build_explainer(classifier, train_window[features], features, cfg.groups, cfg.reasons, result.scorer.event_spec)
     return dataclasses.replace(result.scorer, classifier=classifier, explainer=explainer)
 
 

@@ -58,7 +58,7 @@ def champion_booster_and_rows(path: Path) -> tuple[lgb.Booster, pd.DataFrame]:
     from leadscore.registry.loading import load_model
 
     scorer = load_model(CHAMPION).scorer
-    pipeline = scorer.classifier.estimator.estimator  # CalibratedClassifierCV(FrozenEstimator(pipeline))
+    pipeline = scorer.classifier.model  # CalibratedModel: the fitted pipeline and its calibrator
     return pipeline["model"].booster_, pipeline["encode"].transform(pd.read_parquet(path, columns=scorer.feature_columns))
 
 

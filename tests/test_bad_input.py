@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_snapshot, snapshot_config
+from helpers import make_snapshot, snapshot_config
 
 from leadscore.cli import main
 
@@ -60,6 +60,7 @@ def test_stray_text_in_a_numeric_column_names_the_cells(tracking_store, capsys):
     assert code == 4 and "'visits'" in err and "2 row(s): 5, 10" in err and "data.na_values" in err, err
 
 
+@pytest.mark.slow
 def test_a_declared_category_of_number_codes_trains(tracking_store, capsys):
     # Given number-like codes with one text band, declared a category (the points rule compares it as a number)
     frame = make_snapshot().astype({"visits": object})

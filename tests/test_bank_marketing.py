@@ -9,6 +9,8 @@ import pytest
 from leadscore.config import load_config
 from leadscore.training.pipeline import train
 
+pytestmark = pytest.mark.slow  # trains on the bank marketing data
+
 REPO = Path(__file__).parents[1]
 DATA_DIR = Path(os.environ.get("LEADSCORE_DATA_DIR", REPO.parent / "shared" / "data"))
 BANK = DATA_DIR / "bank_marketing" / "bank-additional-full.csv"

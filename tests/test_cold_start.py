@@ -1,10 +1,13 @@
 """A new team: the points fallback is registered and served, then replaced by the first learned model."""
 
 import pandas as pd
+import pytest
 import yaml
-from conftest import make_snapshot, snapshot_config
+from helpers import cli as run
+from helpers import make_snapshot, snapshot_config
 from mlflow.tracking import MlflowClient
-from scoring_helpers import cli as run
+
+pytestmark = pytest.mark.slow  # trains, registers and promotes
 
 RULES = [{"column": "visits", "op": ">=", "value": 3, "points": 45},
          {"column": "company_size", "op": "in", "value": ["201+"], "points": 30}]

@@ -8,10 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from conftest import using_store
-from scoring_helpers import CHAMPION, leads_to_score, train_and_promote
+import pytest
+from helpers import CHAMPION, leads_to_score, train_and_promote, using_store
 
 from leadscore.registry.loading import load_model
+
+pytestmark = pytest.mark.slow  # trains twice
 
 
 def train_in_a_fresh_store(folder: Path):

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import build_config, make_snapshot, snapshot_config
+from helpers import build_config, make_snapshot, snapshot_config
 from scipy.stats import spearmanr
 
 from leadscore.features.events import features_as_of
@@ -91,7 +91,7 @@ def test_engagement_fades_when_nothing_new_happens(trained, synthetic_dir):
 
 
 def test_snapshot_form_reports_an_empty_group_as_absent(scorer):
-    # The session's champion learned from a snapshot table (`conftest.snapshot_config`) without stage columns.
+    # The session's champion learned from a snapshot table (`helpers.snapshot_config`) without stage columns.
     assert "stage" in scorer.dimensions.absent, "no stage columns: the stage dimension is absent"
     out = scorer.predict(make_snapshot(50, seed=5))
     assert out["stage_score"].isna().all() and out["stage"].isna().all(), "absent means missing, not faked"

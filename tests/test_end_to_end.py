@@ -7,12 +7,14 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import using_store
+from helpers import using_store
 from mlflow.tracking import MlflowClient
 from scipy.stats import spearmanr
 
 from leadscore.cli import main
 from leadscore.synthetic.funnel import generate_to_dir, true_components
+
+pytestmark = pytest.mark.slow  # trains the demo model and scores with it
 
 AS_OF = "2026-11-01"
 

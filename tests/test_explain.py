@@ -6,7 +6,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import build_config, demo_config
+from helpers import build_config, demo_config
 from mlflow.tracking import MlflowClient
 from scipy.stats import spearmanr
 
@@ -14,7 +14,7 @@ from leadscore.cli import main
 from leadscore.config import ReasonsConfig, parse_config
 from leadscore.errors import ConfigError
 from leadscore.features.events import features_as_of, load_event_log
-from leadscore.model.explainer import build_explainer, raw_output
+from leadscore.model.explainer import build_explainer
 from leadscore.model.reasons import (
     DEFAULT_TEXTS,
     ReasonField,
@@ -59,6 +59,7 @@ def open_leads(synthetic_dir, trained):
     return features_as_of(leads, log.activities, moment, scorer.event_spec)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["lightgbm", "logistic"])
 def test_contributions_add_up_exactly_for_every_lead(trained, family):
     result, _ = trained[family]
@@ -70,8 +71,7 @@ def test_contributions_add_up_exactly_for_every_lead(trained, family):
     explanation = scorer.explainer.explain(features, p)
 
     # then base + contributions is the model's raw output, and base score + points is the score, for every lead.
-    pipeline = scorer.classifier.estimator.estimator
-    raw_error = np.abs(explanation.base_raw + explanation.raw.sum(axis=1).to_numpy() - raw_output(pipeline, features))
+    raw_error = np.abs(explanation.base_raw + explanation.raw.sum(axis=1).to_numpy() - scorer.classifier.raw_output(features))
     assert raw_error.max() < 1e-6, f"{family}: log-odds contributions miss the raw output by {raw_error.max():.2e}"
     points_error = np.abs(explanation.base_score + explanation.points.sum(axis=1).to_numpy() - 100 * p)
     assert points_error.max() < 1e-9, f"{family}: points miss the score by {points_error.max():.2e}"
@@ -85,6 +85,7 @@ def test_contributions_add_up_exactly_for_every_lead(trained, family):
     assert 0 < explanation.base_score < 100, "the base score is a score"
 
 
+@pytest.mark.slow
 def test_every_scored_lead_carries_its_reasons(trained):
     result, _ = trained["lightgbm"]
     scorer = result.scorer
@@ -123,6 +124,7 @@ def test_every_scored_lead_carries_its_reasons(trained):
     pd.testing.assert_frame_equal(without, scores.drop(columns=columns), obj="the scores do not depend on the reasons")
 
 
+@pytest.mark.slow
 def test_templates_read_naturally_with_the_leads_own_values(trained, open_leads):
     result, _ = trained["logistic"]
     scorer = result.scorer
@@ -149,8 +151,9 @@ def test_templates_read_naturally_with_the_leads_own_values(trained, open_leads)
 
     # Without templates, every field still reads: its name and value, and the text fits a tight limit.
     untemplated = {**trained["logistic"][1], "reasons": {"max_chars": 30}}
-    plain = build_explainer(scorer.classifier, _fitted_rows(result), scorer.feature_columns, build_config(untemplated),
-                            scorer.event_spec)
+    plain_cfg = build_config(untemplated)
+    plain = build_explainer(scorer.classifier, _fitted_rows(result), scorer.feature_columns, plain_cfg.groups,
+                            plain_cfg.reasons, scorer.event_spec)
     texts = plain.reasons(scorer.validate(open_leads)[scorer.feature_columns], scores["p_convert"].to_numpy())
     flat = pd.Series(texts[[f"reason_{i}" for i in range(1, TOP_K + 1)]].stack().to_numpy())
     assert flat.str.len().max() <= 30, "the configured limit holds"
@@ -159,13 +162,15 @@ def test_templates_read_naturally_with_the_leads_own_values(trained, open_leads)
     assert flat.str.match(r"^Company size: ").any(), "a field without a template reads 'Name: value'"
 
 
+@pytest.mark.slow
 def test_combined_columns_are_one_exact_reason(trained, open_leads):
     result, raw = trained["logistic"]
     scorer = result.scorer
     cfg = build_config({**raw, "reasons": {"combine": {"role": ["seniority", "department", "job_title"]},
                                            "templates": {"role": "The buyer's role"}}})
 
-    explainer = build_explainer(scorer.classifier, _fitted_rows(result), scorer.feature_columns, cfg, scorer.event_spec)
+    explainer = build_explainer(scorer.classifier, _fitted_rows(result), scorer.feature_columns, cfg.groups, cfg.reasons,
+                                scorer.event_spec)
 
     names = [f.name for f in explainer.fields]
     assert "role" in names and not {"seniority", "department", "job_title"} & set(names), "three columns, one reason"
@@ -178,20 +183,23 @@ def test_combined_columns_are_one_exact_reason(trained, open_leads):
     reasons = [r for js in explainer.reasons(features, p)["reasons"] for r in json.loads(js) if r["field"] == "role"]
     assert reasons and all(r["text"].startswith("The buyer's role (") for r in reasons), "its own template"
     assert set(reasons[0]["value"]) == {"seniority", "department", "job_title"}, "its value names each column"
+    unmatched = build_config({**raw, "reasons": {"combine": {"x": ["no_such_*"]}}})
     with pytest.raises(ConfigError, match="no feature column matches"):
-        build_explainer(scorer.classifier, _fitted_rows(result), scorer.feature_columns,
-                        build_config({**raw, "reasons": {"combine": {"x": ["no_such_*"]}}}), scorer.event_spec)
+        build_explainer(scorer.classifier, _fitted_rows(result), scorer.feature_columns, unmatched.groups,
+                        unmatched.reasons, scorer.event_spec)
 
 
+@pytest.mark.slow
 def test_template_mistakes_are_caught_before_training(trained):
     with pytest.raises(ConfigError, match="unknown placeholders"):
         parse_config({"data": {"form": "snapshot", "path": "x.csv", "label_column": "y"},
                       "reasons": {"templates": {"age": "Aged {years}"}}})
     result, raw = trained["logistic"]
     bad = {**raw, "reasons": {"templates": {"seniority": "{value} for {days_since:ago}"}}}
+    bad_cfg = build_config(bad)
     with pytest.raises(ConfigError, match="seniority"):
         build_explainer(result.scorer.classifier, _fitted_rows(result), result.scorer.feature_columns,
-                        build_config(bad), result.scorer.event_spec)
+                        bad_cfg.groups, bad_cfg.reasons, result.scorer.event_spec)
     assert ReasonsConfig().top_k == 3, "three reasons each way unless configured"
 
 
@@ -224,6 +232,7 @@ def test_number_words():
     assert render("{v} {v:.1f} {m}", {"v": 4.857, "m": None}) == "4.86 4.9 unknown"
 
 
+@pytest.mark.slow
 def test_importance_agrees_with_the_ground_truth(trained, open_leads, synthetic_dir):
     truth = json.loads((synthetic_dir / "ground_truth.json").read_text())
     true = _true_contributions(synthetic_dir, open_leads, truth)
@@ -255,6 +264,7 @@ def test_importance_agrees_with_the_ground_truth(trained, open_leads, synthetic_
             f"{family}: the two strongest true drivers are the two most important"
 
 
+@pytest.mark.slow
 def test_explain_command_and_logged_explanations(trained, synthetic_dir, tracking_store, capsys):
     from leadscore.registry.loading import load_model
     from leadscore.registry.runs import log_training

@@ -16,9 +16,7 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 
 import pytest
-from mlflow.models import Model
-from mlflow.tracking import MlflowClient
-from scoring_helpers import (
+from helpers import (
     CHAMPION,
     champion_store,
     cli,
@@ -26,6 +24,8 @@ from scoring_helpers import (
     run_cli,
     temporary_files,
 )
+from mlflow.models import Model
+from mlflow.tracking import MlflowClient
 
 from leadscore import __version__
 
@@ -58,6 +58,7 @@ def publish_previous_output(model: Path, folder: Path) -> tuple[Path, Path, byte
     return leads, output, output.read_bytes()
 
 
+@pytest.mark.slow
 def test_a_full_disk_fails_clearly_and_keeps_the_previous_output(exported, tmp_path):
     # Given a published output, and a job whose files may not grow beyond 16 KiB (as on a full disk)
     leads, output, previous = publish_previous_output(exported, tmp_path)
@@ -90,6 +91,7 @@ def as_root_without_permission_override() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
 
 
+@pytest.mark.slow
 def test_permission_denied_fails_clearly_and_keeps_the_previous_output(exported, tmp_path):
     # Given a published output in a folder the job may read but not write
     leads, output, previous = publish_previous_output(exported, tmp_path)
@@ -127,6 +129,7 @@ def assert_names_what_the_model_needs(err: str) -> None:
         assert needed in err, f"{needed} missing from: {err}"
 
 
+@pytest.mark.slow
 def test_a_damaged_model_file_fails_clearly_with_what_it_needs(exported, tmp_path, capsys):
     # Given a local copy of a model whose pickle is cut short
     model = damaged_copy(exported, tmp_path)
@@ -142,6 +145,7 @@ def test_a_damaged_model_file_fails_clearly_with_what_it_needs(exported, tmp_pat
     assert not (tmp_path / "out.csv").exists()
 
 
+@pytest.mark.slow
 def test_a_damaged_registered_model_fails_clearly(exported, tracking_store):
     # Given a registry whose version points at damaged model files
     model = damaged_copy(exported, tracking_store)
@@ -174,6 +178,7 @@ def with_recorded_versions(exported: Path, folder: Path, leadscore: str | None =
     return copy
 
 
+@pytest.mark.slow
 def test_a_model_from_another_leadscore_release_is_refused_by_name(exported, tmp_path):
     # Given a model saved by another release line of leadscore
     model = with_recorded_versions(exported, tmp_path, leadscore="7.0.0")
@@ -187,6 +192,7 @@ def test_a_model_from_another_leadscore_release_is_refused_by_name(exported, tmp
     assert "score it with leadscore 7.0.0" in err and "scikit-learn==" in err, err
 
 
+@pytest.mark.slow
 def test_a_model_saved_with_other_package_versions_scores_with_a_warning(exported, tmp_path, caplog):
     # Given a model whose requirements pin another scikit-learn
     model = with_recorded_versions(exported, tmp_path, pins={"scikit-learn": "1.6.0.dev0"})

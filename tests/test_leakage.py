@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import build_config, make_snapshot, snapshot_config
+from helpers import build_config, make_snapshot, snapshot_config
 
 from leadscore.cli import main
 from leadscore.config import LeakageConfig, load_config
@@ -99,6 +99,7 @@ def test_marked_columns_are_flagged_and_reviewed_ones_only_when_marked():
     assert both.flagged == ["deal_value"], "the config's own marking wins over a review"
 
 
+@pytest.mark.slow
 def test_training_warns_before_fitting_and_records_the_findings(tmp_path, caplog):
     path = tmp_path / "leads.csv"
     leaky_snapshot().to_csv(path, index=False)
@@ -111,6 +112,7 @@ def test_training_warns_before_fitting_and_records_the_findings(tmp_path, caplog
     assert set(screen_table["column"]) == set(result.table.feature_columns), "evidence on every feature column"
 
 
+@pytest.mark.slow
 def test_strict_mode_refuses_before_any_fitting(tmp_path, monkeypatch):
     path = tmp_path / "leads.csv"
     leaky_snapshot().to_csv(path, index=False)

@@ -6,13 +6,15 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from conftest import build_config, make_snapshot, snapshot_config, using_store
+from helpers import build_config, make_snapshot, snapshot_config, using_store
 from mlflow.tracking import MlflowClient
 
 from leadscore.registry.loading import load_model
 from leadscore.registry.runs import log_training
 from leadscore.reporting.model_card import MODEL_CARD_ARTIFACT
 from leadscore.training.pipeline import train
+
+pytestmark = pytest.mark.slow  # trains and logs models
 
 # The card's row names and the prefix of the same model's metrics in the run.
 METRIC_PREFIXES = {"leadscore": "test_", "plain logistic": "baseline_logistic_test_", "points rules": "baseline_points_test_"}

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).parents[1]
@@ -55,6 +56,7 @@ def assert_no_machine_paths(notebook: nbformat.NotebookNode) -> None:
         assert len(path) < 2 or path not in stored, f"an output shows a machine path ({path})"
 
 
+@pytest.mark.slow
 def test_quickstart_notebook_runs_and_shows_the_walkthrough():
     notebook = execute(QUICKSTART)
     assert_shows_the_walkthrough(notebook)

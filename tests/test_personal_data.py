@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 import yaml
-from conftest import make_snapshot, snapshot_config
-from scoring_helpers import CHAMPION, leads_to_score, run_cli
+from helpers import CHAMPION, leads_to_score, make_snapshot, run_cli, snapshot_config
+
+pytestmark = pytest.mark.slow  # trains, promotes and scores
 
 MARKER = "QZXPLANTED"  # in every planted value, and in nothing else
 

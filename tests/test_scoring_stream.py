@@ -12,9 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from scoring_helpers import (
+from helpers import (
     CHAMPION,
     PROVENANCE,
     cli,
@@ -22,6 +20,8 @@ from scoring_helpers import (
     temporary_files,
     with_problems,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from leadscore.data.row_checks import SeenIds
 from leadscore.model.drift import DriftCounter, build_reference, psi

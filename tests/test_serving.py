@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from scoring_helpers import (
+from helpers import (
     CHAMPION,
     PROVENANCE,
     background_server,
@@ -16,6 +16,8 @@ from scoring_helpers import (
     free_port,
     leads_to_score,
 )
+
+pytestmark = pytest.mark.slow  # starts a model server
 
 
 @pytest.fixture(scope="module")

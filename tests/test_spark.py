@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from scoring_helpers import (
+from helpers import (
     CHAMPION,
     cli,
     leads_to_score,
@@ -19,6 +19,8 @@ from scoring_helpers import (
     temporary_files,
     with_problems,
 )
+
+pytestmark = pytest.mark.slow  # scores with the session champion on Spark
 
 needs_spark = pytest.mark.skipif(
     importlib.util.find_spec("pyspark") is None or (shutil.which("java") is None and not os.environ.get("JAVA_HOME")),

@@ -11,8 +11,7 @@ import mlflow
 import pandas as pd
 import pytest
 import requests
-from mlflow.tracking import MlflowClient
-from scoring_helpers import (
+from helpers import (
     CHAMPION,
     background_server,
     cli,
@@ -22,8 +21,11 @@ from scoring_helpers import (
     train_and_promote,
     write_training_config,
 )
+from mlflow.tracking import MlflowClient
 
 from leadscore.registry.loading import load_model
+
+pytestmark = pytest.mark.slow  # starts tracking servers and trains
 
 # The server's background job runners (used by MLflow's GenAI features) are not needed here.
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
@@ -180,7 +182,7 @@ _HOP_BY_HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content
 
 
 def train_once(folder: Path) -> tuple[int, str]:
-    """Train the snapshot model of `conftest.make_snapshot` (1,500 rows); the exit code and stderr."""
+    """Train the snapshot model of `helpers.make_snapshot` (1,500 rows); the exit code and stderr."""
     code, _, err = run_cli("train", "--config", write_training_config(folder, rows=1500, seed=1))
     return code, err
 

@@ -20,23 +20,18 @@ log = logging.getLogger("leadscore")
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from leadscore.synthetic.funnel import generate_to_dir
+    from leadscore import generate
 
-    paths = generate_to_dir(args.leads, args.seed, args.out, fmt=args.format, start=args.start, days=args.days)
+    paths = generate(args.leads, args.seed, args.out, fmt=args.format, start=args.start, days=args.days)
     print(f"wrote {args.leads} synthetic leads (seed {args.seed}) to {args.out}: {', '.join(sorted(p.name for p in paths.values()))}")
 
 
 def _train(args: argparse.Namespace) -> None:
-    from leadscore.config import load_config
-    from leadscore.registry.runs import log_training
-    from leadscore.registry.store import connect
-    from leadscore.training.pipeline import train
+    from leadscore import train
 
-    cfg = load_config(args.config)
-    connect()  # fail before the expensive part when the tracking server is down
-    result = train(cfg)
-    registered = log_training(result, cfg)
-    print(_training_summary(result))
+    trained = train(args.config)
+    registered = trained.registered
+    print(_training_summary(trained.result))
     print(f"registered {registered.name} version {registered.version} as challenger (run {registered.run_id})")
 
 
@@ -62,7 +57,7 @@ def _training_summary(result) -> str:
                      f"SQL p >= {cutoffs.sql:.4f} (score {cutoffs.sql_points:g}; {cutoffs.sql_policy})")
         lines.extend(f"  note: {note}" for note in cutoffs.notes)
         lines.append(result.tables["cutoff_bands"].to_string(index=False, float_format="{:.3f}".format))
-    if getattr(result.scorer, "dimensions", None) is not None:
+    if result.scorer.dimensions is not None:
         for name, reason in result.scorer.dimensions.absent.items():
             lines.append(f"dimension {name}: absent ({reason})")
     if "stage_timing" in result.tables:
@@ -71,38 +66,31 @@ def _training_summary(result) -> str:
 
 
 def _promote(args: argparse.Namespace) -> None:
-    from leadscore.config import load_config
-    from leadscore.registry.promotion import promote
+    from leadscore import promote
 
-    if args.config:
-        tracking = load_config(args.config).tracking
-        name, metric = args.name or tracking.registered_model, args.metric or tracking.promote_metric
-    else:
-        name, metric = args.name or "leadscore", args.metric or "log_loss"
-    print(promote(name, metric, force=args.force))
+    print(promote(args.name, config=args.config, metric=args.metric, force=args.force))
 
 
 def _export(args: argparse.Namespace) -> None:
-    from leadscore.registry.loading import export_model
+    from leadscore.api import export_model
 
     print(f"exported {args.model} to {export_model(args.model, args.out)}")
 
 
 def _score(args: argparse.Namespace) -> None:
+    from leadscore import score
     from leadscore.schema import PROVENANCE_COLUMNS, STATUS_COLUMN
-    from leadscore.scoring.job import scoring_settings
-    from leadscore.scoring.pandas_engine import score_file
 
-    settings = scoring_settings(
-        args.config, engine=args.engine, chunk_rows=args.chunk_rows, max_reject_share=args.max_reject_share,
-        drift_threshold=args.drift_threshold, spark_master=args.spark_master, reasons=args.reasons,
-    )
     # A scheduler stops a job with SIGTERM: unwind as for Ctrl-C, so that no temporary file is left behind.
     _terminated.clear()
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        report = score_file(args.model, args.input, args.output, as_of=args.as_of, settings=settings,
-                            rejects_path=args.rejects, top=args.top)
+        report = score(
+            args.model, args.input, output=args.output, as_of=args.as_of, reasons=args.reasons, top=args.top,
+            rejects=args.rejects, config=args.config, engine=args.engine, chunk_rows=args.chunk_rows,
+            max_reject_share=args.max_reject_share, drift_threshold=args.drift_threshold,
+            spark_master=args.spark_master,
+        )
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(report.summary())
@@ -123,36 +111,12 @@ _terminated = threading.Event()
 
 
 def _explain(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
+    from leadscore import load_model
+    from leadscore.api import lead_rows
     from leadscore.describe import describe_lead
-    from leadscore.errors import InputError
-    from leadscore.registry.loading import load_model
 
-    scorer = load_model(args.model).scorer
-    lead = _lead_features(scorer, Path(args.input), args.lead, args.as_of)
-    if lead.empty:
-        raise InputError(f"lead '{args.lead}' is not in {args.input}", column=scorer.id_column,
-                         fix="give the id of a lead in the input")
-    print(describe_lead(scorer, lead))
-
-
-def _lead_features(scorer, path, lead_id: str, as_of: str | None):
-    """The input rows of one lead: from a snapshot table, or its features in an event log as of `as_of`."""
-    from leadscore.data.io import read_table
-    from leadscore.features.events import features_as_of, load_event_log
-    from leadscore.scoring.events import event_spec_of, scoring_time
-
-    if not path.is_dir():
-        frame = read_table(path)
-        if scorer.id_column not in frame.columns:  # tables without ids are numbered from 1, as in scoring
-            frame = scorer.validate(frame)
-        return frame[frame[scorer.id_column].astype(str) == lead_id].reset_index(drop=True)
-    spec = event_spec_of(scorer, path)
-    log = load_event_log(path, spec.layout, with_outcomes=False)
-    moment = scoring_time(log.activities[spec.layout.timestamp_column], as_of)  # the moment the scoring job would use
-    leads = log.leads[log.leads[spec.layout.id_column].astype(str) == lead_id]
-    return features_as_of(leads, log.activities, moment, spec)
+    scorer = load_model(args.model)
+    print(describe_lead(scorer, lead_rows(scorer, args.input, args.lead, as_of=args.as_of)))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -54,6 +54,14 @@ class DataConfig(_Strict):
     )
     csv_separator: str = ","
 
+    @model_validator(mode="after")
+    def _roles_are_distinct(self) -> DataConfig:
+        named = {"id_column": self.id_column, "label_column": self.label_column, "time_column": self.time_column}
+        given = {key: column for key, column in named.items() if column is not None}
+        if len(set(given.values())) < len(given):
+            raise ValueError(f"data.id_column, label_column and time_column must name different columns, got {given}")
+        return self
+
     @property
     def resolved_path(self) -> Path:
         return Path(_expand_env(self.path))
@@ -107,6 +115,13 @@ class FeatureGroups(_Strict):
     engagement: list[str] = Field(default_factory=list)
     stage: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _disjoint(self) -> FeatureGroups:
+        # Each dimension is read from its own columns alone ("fit" from profile only): a column in two
+        # groups would blur what both scores mean. Patterns can only be compared with the data's columns.
+        _refuse_shared_names({f"groups.{name}": getattr(self, name) for name in ("fit", "engagement", "stage")})
+        return self
+
 
 class SplitConfig(_Strict):
     """Train / calibration / test windows."""
@@ -149,7 +164,10 @@ class LightGBMConfig(_Strict):
 class ModelConfig(_Strict):
     """The model tournament and its calibration."""
 
-    candidates: list[Literal["lightgbm", "logistic"]] = Field(default_factory=lambda: ["lightgbm", "logistic"], min_length=1)
+    candidates: list[str] = Field(
+        default_factory=lambda: ["lightgbm", "logistic"], min_length=1,
+        description="names from the candidate registry (leadscore.training.candidates); an unknown name is refused before any fitting",
+    )
     seed: int = 0
     lightgbm: LightGBMConfig = Field(default_factory=LightGBMConfig)
     logistic_c: float = Field(1.0, gt=0, description="inverse L2 strength of the logistic regression")
@@ -206,6 +224,12 @@ class Capacity(_Strict):
     leads_per_week: int = Field(gt=0)
     weekly_volume: int = Field(gt=0)
 
+    @model_validator(mode="after")
+    def _within_volume(self) -> Capacity:
+        if self.leads_per_week > self.weekly_volume:
+            raise ValueError(f"capacity: leads_per_week ({self.leads_per_week}) is above weekly_volume ({self.weekly_volume})")
+        return self
+
 
 class TopFraction(_Strict):
     """The top `fraction` of leads by probability."""
@@ -224,6 +248,41 @@ class CutoffsConfig(_Strict):
     sql: CutoffPolicy = Field(
         default_factory=lambda: MinConversionRate(policy="min_conversion_rate", conversion_rate=0.4, confidence=0.95)
     )
+
+    @model_validator(mode="after")
+    def _mql_not_stricter(self) -> CutoffsConfig:
+        # Only policies of one kind compare without the data; across kinds the MQL cutoff is lowered to the
+        # SQL cutoff when training finds it above (see `leadscore.training.cutoffs.choose_cutoffs`).
+        if _strictly_stricter(self.mql, self.sql):
+            raise ValueError(
+                f"cutoffs.mql ({_policy_text(self.mql)}) is stricter than cutoffs.sql ({_policy_text(self.sql)}), "
+                "but every SQL must also be an MQL: loosen the MQL policy or tighten the SQL one (were they swapped?)"
+            )
+        return self
+
+
+def _lead_share(policy: CutoffPolicy) -> float | None:
+    """The share of leads a volume policy flags (top fraction or capacity), else None."""
+    if isinstance(policy, TopFraction):
+        return policy.fraction
+    if isinstance(policy, Capacity):
+        return policy.leads_per_week / policy.weekly_volume
+    return None
+
+
+def _strictly_stricter(mql: CutoffPolicy, sql: CutoffPolicy) -> bool:
+    """Whether the MQL policy asks for a higher cutoff than the SQL policy on any data (same kind of policy only)."""
+    if isinstance(mql, MinConversionRate) and isinstance(sql, MinConversionRate):
+        at_least = mql.conversion_rate >= sql.conversion_rate and mql.confidence >= sql.confidence
+        return at_least and (mql.conversion_rate, mql.confidence) != (sql.conversion_rate, sql.confidence)
+    if isinstance(mql, KeepConversions) and isinstance(sql, KeepConversions):
+        return mql.recall < sql.recall
+    mql_share, sql_share = _lead_share(mql), _lead_share(sql)
+    return mql_share is not None and sql_share is not None and mql_share < sql_share
+
+
+def _policy_text(policy: CutoffPolicy) -> str:
+    return ", ".join(f"{key}: {value}" for key, value in policy.model_dump().items())
 
 
 class PointsCutoffs(_Strict):
@@ -274,6 +333,32 @@ class ReasonsConfig(_Strict):
             if isinstance(text, str):
                 _check_reason_text(text)
         return templates
+
+    @field_validator("combine")
+    @classmethod
+    def _one_field_per_column(cls, combine: dict[str, list[str]]) -> dict[str, list[str]]:
+        _refuse_shared_names({f"reasons.combine.{name}": patterns for name, patterns in combine.items()})
+        return combine
+
+
+def is_pattern(name: str) -> bool:
+    """Whether a column entry is a shell pattern (`pricing_*`) rather than a plain column name."""
+    return any(char in name for char in "*?[")
+
+
+def _refuse_shared_names(lists: dict[str, list[str]]) -> None:
+    """Fail when one plain column name appears under two keys of `lists` ({config key: names})."""
+    owner: dict[str, str] = {}
+    shared = []
+    for key, names in lists.items():
+        for name in names:
+            if is_pattern(name):
+                continue
+            if name in owner and owner[name] != key:
+                shared.append(f"'{name}' in {owner[name]} and {key}")
+            owner.setdefault(name, key)
+    if shared:
+        raise ValueError(f"a column belongs to one place only: {'; '.join(shared)}")
 
 
 def _check_reason_text(text: str) -> str:
@@ -344,11 +429,26 @@ class Config(_Strict):
                 raise ValueError("data.form is event_log but the event_log section is missing")
             if self.stage.horizon_days > self.event_log.horizon_days:
                 raise ValueError("stage.horizon_days must not exceed event_log.horizon_days")
+            # An event log makes its own label and snapshot times: these keys would be silently ignored.
+            snapshot_only = [f"data.{key}" for key in ("label_column", "time_column", "categorical_columns")
+                             if getattr(self.data, key)]
+            if snapshot_only:
+                raise ValueError(f"{', '.join(snapshot_only)} only apply to data.form: snapshot; an event log's label "
+                                 "and times come from the event_log section")
         else:
             if self.data.label_column is None:
                 raise ValueError("data.form is snapshot but data.label_column is not set")
             if self.event_log is not None:
                 raise ValueError("the event_log section is only for data.form: event_log")
+            if self.split.method == "time" and self.data.time_column is None:
+                raise ValueError("split.method is time but data.time_column is not set: name the time column, or use "
+                                 "split.method row_order or random")
+        return self
+
+    @model_validator(mode="after")
+    def _fallback_has_rules(self) -> Config:
+        if self.model.fallback == "points" and not self.points_baseline:
+            raise ValueError("model.fallback is points but points_baseline has no rules to score with")
         return self
 
     @field_validator("points_baseline")

@@ -9,14 +9,16 @@ import numpy as np
 import pandas as pd
 
 from leadscore.model.reasons import COLUMN, COMBINED, ReasonField, render
+from leadscore.model.rules import PointsScorer
+from leadscore.model.scorer import LeadScorer
 
 
-def describe_lead(scorer, lead: pd.DataFrame) -> str:
+def describe_lead(scorer: LeadScorer | PointsScorer, lead: pd.DataFrame) -> str:
     """One lead's scores, reasons and whole breakdown in score points, as text for a terminal."""
     scored = scorer.predict(lead.head(1))
     row = scored.iloc[0]
     shown = [c for c in scored.columns if c not in (scorer.id_column, "p_convert", "score")]
-    explainer = getattr(scorer, "explainer", None)
+    explainer = scorer.explainer
     if explainer is not None:
         shown = [c for c in shown if c not in explainer.output_columns]
     lines = [f"lead {row[scorer.id_column]}: score {row['score']:.1f} (p_convert {row['p_convert']:.4f})"]

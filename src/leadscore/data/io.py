@@ -1,4 +1,6 @@
-"""Reading tables by file extension and writing outputs atomically.
+"""Writing outputs atomically: aside first, then renamed into place; clear errors when that fails.
+
+Reading is `leadscore.data.sources`.
 """
 
 from __future__ import annotations
@@ -11,53 +13,50 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pandas as pd
+from leadscore.errors import OutputError
 
-from leadscore.errors import InputError, OutputError
-
-TABLE_SUFFIXES = (".parquet", ".csv")
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _NO_PERMISSION = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
-def read_table(path: str | Path, *, csv_separator: str = ",", na_values: list[str] | None = None) -> pd.DataFrame:
-    """Read a CSV or Parquet file, chosen by extension, failing clearly when it is absent or empty."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"file not found: {path}", fix="check the path in the config or on the command line")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            frame = pd.read_parquet(path)
-            if na_values:
-                frame = frame.replace(list(na_values), pd.NA)
-        elif suffix == ".csv":
-            frame = pd.read_csv(path, sep=csv_separator, na_values=na_values or None, keep_default_na=True)
-        else:
-            raise InputError(
-                f"unsupported file type '{suffix}' for {path}", fix=f"give a file ending in one of {TABLE_SUFFIXES}"
-            )
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{path} is empty", fix="export the table again with a header row and data") from None
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"cannot read {path}: {exc}", fix="check that the file is a valid CSV or Parquet") from exc
-    if frame.empty:
-        raise InputError(f"{path} has no rows", fix="export the table again with data")
-    return frame
+class LocalFiles:
+    """Temporary files beside their targets on this machine, renamed into place when published.
 
+    The rename is atomic on one file system, so readers see either the old file or the whole new one.
+    Every temporary handed out and not published is removed by `discard`. Failures are `OSError`s, for
+    the caller to name the output they concern (`output_error`).
+    """
 
-def find_table(folder: Path, stem: str) -> Path:
-    """Find `<stem>.parquet` or `<stem>.csv` in an event-log folder."""
-    for suffix in TABLE_SUFFIXES:
-        candidate = folder / f"{stem}{suffix}"
-        if candidate.exists():
-            return candidate
-    raise InputError(
-        f"event log table '{stem}' not found in {folder}",
-        fix=f"put {stem}.parquet or {stem}.csv in that folder",
-    )
+    def __init__(self) -> None:
+        self._temporaries: list[Path] = []
+
+    def temporary(self, path: str | Path) -> str:
+        """A new, empty hidden file beside `path`: `.<name>.<random>.tmp`."""
+        path = Path(path)
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Created like any new file (mode 666 less the umask), so the published output is as readable as before.
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        self._temporaries.append(tmp)
+        return str(tmp)
+
+    def publish(self, tmp: str | Path, path: str | Path) -> None:
+        """Rename `tmp` over `path`."""
+        os.replace(tmp, path)
+        self._temporaries.remove(Path(tmp))
+
+    def write_text(self, path: str | Path, text: str) -> None:
+        """Write a small text file aside and rename it into place."""
+        tmp = self.temporary(path)
+        Path(tmp).write_text(text)
+        self.publish(tmp, path)
+
+    def discard(self) -> None:
+        """Remove every temporary that was not published."""
+        for tmp in self._temporaries:
+            with contextlib.suppress(OSError):  # nothing to remove, or a folder we may not even list
+                tmp.unlink(missing_ok=True)
+        self._temporaries.clear()
 
 
 @contextmanager
@@ -69,22 +68,15 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     A file system failure (disk full, file too large, permission denied) is an `OutputError` naming
     `path`, unless the block already raised one naming the file it was writing.
     """
-    path = Path(path)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    files = LocalFiles()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Created like any new file (mode 666 less the umask), so the published output is as readable as before.
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    except OSError as exc:
-        raise output_error(path, exc) from exc
-    try:
-        yield tmp
-        os.replace(tmp, path)
+        tmp = files.temporary(path)
+        yield Path(tmp)
+        files.publish(tmp, path)
     except OSError as exc:
         raise output_error(path, exc) from exc
     finally:
-        with contextlib.suppress(OSError):  # nothing to remove, or a folder we may not even list
-            tmp.unlink(missing_ok=True)
+        files.discard()
 
 
 def output_error(path: str | Path, exc: OSError) -> OutputError:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, time, timezone
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from leadscore.config import Config, EventLogConfig, Signal
-from leadscore.data.io import find_table, read_table
 from leadscore.data.personal import personal_columns
+from leadscore.data.sources import ReadOptions, open_event_log, read_rows
 from leadscore.data.validation import (
     check_ids,
     parse_timestamps,
@@ -86,13 +85,13 @@ class EventFeatureSpec:
 
 
 def load_event_log(folder, layout: EventLogLayout, *, na_values=(), with_outcomes=True) -> EventLog:
-    """Read and validate leads, activities and (optionally) outcomes from a folder."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"event log folder not found: {folder}", fix="point data.path (or --input) at the folder")
-    leads = read_table(find_table(folder, layout.leads_table), na_values=list(na_values))
-    activities = read_table(find_table(folder, layout.activities_table))
-    outcomes = read_table(find_table(folder, layout.outcomes_table)) if with_outcomes else None
+    """Read and validate leads, activities and (optionally) outcomes from a folder.
+
+    `na_values` are cell texts that mean "missing" in the leads table (the profile columns)."""
+    source = open_event_log(folder)
+    leads = read_rows(source.table(layout.leads_table, ReadOptions(na_values=tuple(na_values))))
+    activities = read_rows(source.table(layout.activities_table))
+    outcomes = read_rows(source.table(layout.outcomes_table)) if with_outcomes else None
 
     lead_fix = "export the leads table with its id and creation time"
     require_columns(leads, [layout.id_column, layout.created_column], "leads", lead_fix)

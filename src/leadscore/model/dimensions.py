@@ -19,14 +19,14 @@ quartiles taken on the calibration window. A group left empty is absent: its col
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.calibration import CalibratedClassifierCV
 
 from leadscore.config import StageConfig
 from leadscore.features.events import DAYS_TO_CONVERSION
+from leadscore.model.calibrated import CalibratedModel
 from leadscore.schema import probability_to_score
 
 DIMENSIONS = ("fit", "engagement", "stage")
@@ -35,29 +35,33 @@ FIT_LETTERS = ("D", "C", "B", "A")
 ENGAGEMENT_DIGITS = ("4", "3", "2", "1")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DimensionModel:
     """A calibrated model of one dimension and what it predicts."""
 
     name: str
     columns: list[str]
-    classifier: CalibratedClassifierCV
+    classifier: CalibratedModel
     target: str
     model: str
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability of the dimension's target for each row."""
         return self.classifier.predict_proba(frame[self.columns])[:, 1]
 
 
-@dataclass
+@dataclass(frozen=True)
 class DimensionScorer:
-    """All dimension models, with the stage bands and grade quartiles learned on the calibration window."""
+    """All dimension models, with the stage bands and grade quartiles learned on the calibration window.
+
+    Built whole by `leadscore.training.dimensions.fit_dimensions` once every model is fitted.
+    """
 
     models: dict[str, DimensionModel]
-    absent: dict[str, str]
-    stage_average: float | None = None
-    stage_lifts: tuple[float, float] = (1.0, 4.0)
-    quartiles: dict[str, np.ndarray] = field(default_factory=dict)
+    absent: dict[str, str]  # dimension -> why it has no model
+    stage_average: float | None  # mean stage probability on the calibration window; None without a stage model
+    stage_lifts: tuple[float, float]  # (consideration, decision) lifts over the average
+    quartiles: dict[str, np.ndarray]  # fit and engagement: their quartiles on the calibration window
 
     def probabilities(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Calibrated probability of each present dimension."""

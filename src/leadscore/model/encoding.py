@@ -71,3 +71,23 @@ def _category_codes(values: pd.Series, categories: list[str]) -> np.ndarray:
 
 def _is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+
+
+# The logistic candidate's pipeline refers to the three functions below, so they are pickled with the
+# model by reference: they live here, on the scoring side, so that unpickling a model for scoring never
+# imports the training stack.
+
+
+def signed_log(values):
+    """Sign times log(1 + |x|): keeps order and sign while taming heavy-tailed counts and recencies."""
+    return np.sign(values) * np.log1p(np.abs(values))
+
+
+def numeric_columns(frame: pd.DataFrame) -> list[str]:
+    """The encoded frame's numeric columns (every column that is not categorical)."""
+    return [c for c in frame.columns if not isinstance(frame[c].dtype, pd.CategoricalDtype)]
+
+
+def categorical_columns(frame: pd.DataFrame) -> list[str]:
+    """The encoded frame's categorical columns."""
+    return [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]

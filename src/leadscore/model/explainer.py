@@ -3,21 +3,18 @@
 Contributions (log-odds)
 ------------------------
 The model's raw output f(x) (LightGBM's raw margin, the logistic regression's decision function)
-is split exactly into a base value and one contribution per feature column, f(x) = f0 + sum_j phi_j:
-- LightGBM: exact TreeSHAP from LightGBM's own `pred_contrib` on the encoded frame. Categoricals are
-  native, so there is already one value per original column. SHAP's TreeExplainer gives the same
-  values (it calls the same routine for LightGBM) and is not faster, so scoring needs no SHAP.
-  f0 is the model's expected raw output over its training data.
-- Logistic regression: phi_j = sum over the model inputs derived from column j (its scaled value,
-  its missing indicator, its one-hot columns) of coefficient * (input - mean of that input over the
-  rows the model was fitted on). f0 is the intercept plus the coefficients times those means.
+is split exactly into a base value and one contribution per feature column, f(x) = f0 + sum_j phi_j,
+as its kind of model defines (`leadscore.model.kinds`: TreeSHAP for LightGBM, coefficient times
+distance from the training mean for the logistic regression).
 
 Score points
 ------------
 The score is 100 p with p = g(f(x)), where g is the calibration (sigmoid or isotonic, applied to
-the raw output or, for LightGBM, to its sigmoid; increasing in f). The base score is s0 = 100 g(f0),
-the score of a lead whose every field sits at the reference above (not the average score). A field's
-points are its log-odds contribution times the secant slope of the score between base and lead:
+the raw output; increasing in f), taken from the scorer's own `CalibratedModel.probability_of_raw`:
+the very mapping that scores leads. The base score is
+s0 = 100 g(f0), the score of a lead whose every field sits at the reference above (not the average
+score). A field's points are its log-odds contribution times the secant slope of the score between
+base and lead:
 
     points_j = phi_j * (s - s0) / (f(x) - f0),    so that    s0 + sum_j points_j = s   exactly,
 
@@ -46,17 +43,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
 
-from leadscore.config import Config, FeatureGroups, ReasonsConfig, ReasonTemplate
+from leadscore.config import FeatureGroups, ReasonsConfig, ReasonTemplate
 from leadscore.errors import ConfigError
 from leadscore.features.events import EventFeatureSpec
+from leadscore.model.calibrated import CalibratedModel
 from leadscore.model.dimensions import DIMENSIONS, matches_any, resolve_group
+from leadscore.model.kinds import Contributions
 from leadscore.model.reasons import (
     COLUMN,
     COMBINED,
@@ -91,23 +84,26 @@ class Explanation:
     score: np.ndarray
 
 
-@dataclass
+@dataclass(frozen=True)
 class Explainer:
-    """Exact contributions of a fitted scorer's model, its points mapping and its reason writer.
+    """Exact contributions of a fitted scorer's calibrated model, its points mapping and its reason writer.
 
     Built at training time by `build_explainer` and carried inside `LeadScorer`, so batch, Spark
     and REST scoring return the same reasons.
     """
 
-    pipeline: Pipeline
+    model: CalibratedModel
     feature_columns: list[str]
-    base_raw: float
+    decomposition: Contributions  # the model's exact contributions, built from its training rows
     base_score: float
     base_slope: float
     field_columns: np.ndarray  # columns x fields, 1 where a column belongs to a field
     writer: ReasonWriter
-    linear_reference: np.ndarray | None = None  # training means of the logistic model's inputs
-    linear_origin: np.ndarray | None = None  # the feature column each logistic input comes from
+
+    @property
+    def base_raw(self) -> float:
+        """The model's raw output for a lead whose every field sits at the reference."""
+        return self.decomposition.base_raw
 
     @property
     def fields(self) -> list[ReasonField]:
@@ -119,15 +115,7 @@ class Explainer:
 
     def contributions(self, features: pd.DataFrame) -> np.ndarray:
         """Log-odds contributions, rows x feature columns; with `base_raw` they sum to the raw output."""
-        encoded = self.pipeline["encode"].transform(features[self.feature_columns])
-        if self.linear_reference is None:
-            return self.pipeline[-1].booster_.predict(encoded, pred_contrib=True)[:, :-1]
-        inputs = np.asarray(self.pipeline["prepare"].transform(encoded), dtype="float64")
-        weighted = (inputs - self.linear_reference) * self.pipeline[-1].coef_[0]
-        # Each input comes from exactly one feature column: summing back is a 0/1 matrix product.
-        summing = np.zeros((len(self.linear_origin), len(self.feature_columns)))
-        summing[np.arange(len(self.linear_origin)), self.linear_origin] = 1.0
-        return weighted @ summing
+        return self.decomposition(self.model.model, features[self.feature_columns])
 
     def points(self, contributions: np.ndarray, p: np.ndarray) -> np.ndarray:
         """Score points per column: contributions scaled by the secant slope (see the module docstring)."""
@@ -158,52 +146,30 @@ class Explainer:
 
 
 def build_explainer(
-    classifier: CalibratedClassifierCV, train_features: pd.DataFrame, feature_columns: list[str], cfg: Config,
-    event_spec: EventFeatureSpec | None = None,
+    model: CalibratedModel, train_features: pd.DataFrame, feature_columns: list[str], groups: FeatureGroups,
+    reasons: ReasonsConfig, event_spec: EventFeatureSpec | None = None,
 ) -> Explainer:
-    """The explainer of a calibrated tournament winner, with `cfg.reasons` templates resolved.
+    """The explainer of a calibrated model, with its reason fields (`groups`, `reasons`) resolved.
 
-    `train_features` are the rows the model was fitted on: the logistic reference means come from
-    them, and a few of them check that the base score uses the calibration exactly as the scorer does.
+    `train_features` are the rows the model was fitted on: the reference values of the contributions
+    (e.g. the logistic model's input means) come from them.
     """
-    pipeline = classifier.estimator.estimator  # CalibratedClassifierCV(FrozenEstimator(pipeline))
-    fields = reason_fields(feature_columns, cfg.groups, cfg.reasons, event_spec)
+    fields = reason_fields(feature_columns, groups, reasons, event_spec)
     membership = np.zeros((len(feature_columns), len(fields)))
     position = {c: i for i, c in enumerate(feature_columns)}
     for j, spec in enumerate(fields):
         membership[[position[c] for c in spec.columns], j] = 1.0
     features = train_features[feature_columns]
-    encoded = pipeline["encode"].transform(features.head(1))
-    reference = origin = None
-    if hasattr(pipeline[-1], "booster_"):
-        base_raw = float(pipeline[-1].booster_.predict(encoded, pred_contrib=True)[0, -1])
-    elif hasattr(pipeline[-1], "coef_") and "prepare" in pipeline.named_steps:
-        prepare = pipeline["prepare"]
-        inputs = np.asarray(prepare.transform(pipeline["encode"].transform(features)), dtype="float64")
-        reference = inputs.mean(axis=0)
-        origin = _input_origins(prepare, feature_columns)
-        base_raw = float(pipeline[-1].intercept_[0] + reference @ pipeline[-1].coef_[0])
-    else:
-        raise TypeError(f"no exact explanation for a {type(pipeline[-1]).__name__} model")
-
-    score_of = _ScoreOfRaw(classifier, pipeline)
-    score_of.check(features.head(200))
+    decomposition = model.model_kind.contributions(model.model, features, list(feature_columns))
+    base_raw = decomposition.base_raw
     step = 1e-4
     return Explainer(
-        pipeline=pipeline, feature_columns=list(feature_columns), base_raw=base_raw,
-        base_score=float(score_of(np.array([base_raw]))[0]),
-        base_slope=float(np.diff(score_of(np.array([base_raw - step, base_raw + step])))[0] / (2 * step)),
+        model=model, feature_columns=list(feature_columns), decomposition=decomposition,
+        base_score=float(_score_of_raw(model, np.array([base_raw]))[0]),
+        base_slope=float(np.diff(_score_of_raw(model, np.array([base_raw - step, base_raw + step])))[0] / (2 * step)),
         field_columns=membership,
-        writer=ReasonWriter(fields, cfg.reasons.top_k, cfg.reasons.max_chars),
-        linear_reference=reference, linear_origin=origin,
+        writer=ReasonWriter(fields, reasons.top_k, reasons.max_chars),
     )
-
-
-def raw_output(pipeline: Pipeline, features: pd.DataFrame) -> np.ndarray:
-    """The model's own raw output: LightGBM's raw margin or the logistic decision function."""
-    if hasattr(pipeline, "decision_function"):
-        return pipeline.decision_function(features)
-    return pipeline[-1].booster_.predict(pipeline[:-1].transform(features), raw_score=True)
 
 
 def dimension_of(column: str, groups: FeatureGroups) -> str:
@@ -270,57 +236,6 @@ def _templates(name: str, kind: str, cfg: ReasonsConfig) -> Templates:
     return Templates(*texts, words=dict(entry.values))
 
 
-class _ScoreOfRaw:
-    """The scorer's score (100 p) as a function of the model's raw output, through its calibration."""
-
-    def __init__(self, classifier: CalibratedClassifierCV, pipeline: Pipeline):
-        self.classifier = classifier
-        self.pipeline = pipeline
-        # The calibrators see the decision function when there is one, else the probability.
-        self.on_probability = not hasattr(pipeline, "decision_function")
-
-    def __call__(self, raw: np.ndarray) -> np.ndarray:
-        inputs = expit(raw) if self.on_probability else raw
-        p = np.mean([c.calibrators[0].predict(inputs) for c in self.classifier.calibrated_classifiers_], axis=0)
-        return SCORE_SCALE * p
-
-    def check(self, features: pd.DataFrame) -> None:
-        expected = SCORE_SCALE * self.classifier.predict_proba(features)[:, 1]
-        error = np.max(np.abs(self(raw_output(self.pipeline, features)) - expected))
-        if not error < 1e-8:
-            raise RuntimeError(f"the calibration of raw outputs differs from the scorer's by {error:.3g} points")
-
-
-def _input_origins(prepare: ColumnTransformer, feature_columns: list[str]) -> np.ndarray:
-    """For each column the ColumnTransformer outputs, the index of the feature column it comes from."""
-    position = {c: i for i, c in enumerate(feature_columns)}
-    origin = np.full(len(prepare.get_feature_names_out()), -1)
-    for name, transformer, columns in prepare.transformers_:
-        piece = prepare.output_indices_[name]
-        if piece.stop == piece.start:
-            continue
-        sources = _output_sources(transformer, list(columns))
-        if len(sources) != piece.stop - piece.start:
-            raise TypeError(f"cannot trace the outputs of transformer '{name}' back to its input columns")
-        origin[piece] = [position[c] for c in sources]
-    return origin
-
-
-def _output_sources(transformer, columns: list[str]) -> list[str]:
-    """The input column behind each output of a fitted transformer, for the kinds the models use."""
-    if isinstance(transformer, Pipeline):
-        sources = _output_sources(transformer[0], columns)
-        if len(transformer.get_feature_names_out(columns)) != len(sources):
-            raise TypeError("a pipeline step after the first changes the number of columns")
-        return sources
-    if isinstance(transformer, SimpleImputer):
-        kept = [c for c, s in zip(columns, transformer.statistics_) if transformer.keep_empty_features or not np.isnan(s)]
-        flagged = [columns[i] for i in transformer.indicator_.features_] if transformer.add_indicator else []
-        return kept + flagged
-    if isinstance(transformer, OneHotEncoder):
-        if transformer.drop_idx_ is not None or getattr(transformer, "infrequent_categories_", None):
-            raise TypeError("one-hot columns with dropped or infrequent categories are not traced")
-        return [c for c, categories in zip(columns, transformer.categories_) for _ in categories]
-    if transformer == "passthrough":
-        return columns
-    raise TypeError(f"cannot trace the outputs of a {type(transformer).__name__} back to its input columns")
+def _score_of_raw(model: CalibratedModel, raw: np.ndarray) -> np.ndarray:
+    """The score (100 p) as a function of the model's raw output, through its calibration."""
+    return SCORE_SCALE * model.probability_of_raw(raw)

@@ -9,13 +9,15 @@ from __future__ import annotations
 import mlflow.pyfunc
 import pandas as pd
 
+from leadscore.model.rules import PointsScorer
 from leadscore.model.scorer import LeadScorer
 
 
 class LeadScorerModel(mlflow.pyfunc.PythonModel):
-    """Delegates `predict` to the wrapped `LeadScorer`; no second scoring implementation."""
+    """Delegates `predict` to the wrapped scorer (a `LeadScorer`, or the cold-start `PointsScorer`); no
+    second scoring implementation."""
 
-    def __init__(self, scorer: LeadScorer):
+    def __init__(self, scorer: LeadScorer | PointsScorer):
         self.scorer = scorer
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from leadscore.config import Config, PointsCutoffs, PointsRule
+from leadscore.config import FeatureGroups, PointsCutoffs, PointsRule
 from leadscore.errors import ConfigError
 from leadscore.features.events import EventFeatureSpec
 from leadscore.model.dimensions import DIMENSIONS, grade_of, resolve_group, stage_of
@@ -31,7 +31,7 @@ from leadscore.model.scorer import ScoringContract
 _QUARTERS = np.array([25.0, 50.0, 75.0])
 
 
-@dataclass
+@dataclass(frozen=True)
 class PointsScorer(ScoringContract):
     """The points baseline with the scorer's input contract and output columns."""
 
@@ -44,6 +44,22 @@ class PointsScorer(ScoringContract):
     event_spec: EventFeatureSpec | None = None
     metadata: dict = field(default_factory=dict)
     na_values: tuple[str, ...] = ()
+
+    # The parts a learned scorer may carry, absent here: the rules are all there is.
+    @property
+    def dimensions(self) -> None:
+        """No dimension models: the dimension scores come from `dimension_rules`."""
+        return None
+
+    @property
+    def reference(self) -> None:
+        """No drift reference: nothing was fitted on a distribution of leads."""
+        return None
+
+    @property
+    def explainer(self) -> None:
+        """No explainer: the fallback gives no reason columns."""
+        return None
 
     @property
     def numeric_columns(self) -> list[str]:
@@ -78,25 +94,28 @@ class PointsScorer(ScoringContract):
         return out
 
 
-def points_fallback(cfg: Config, id_column: str, feature_columns: list[str], numeric_columns: list[str],
+def points_fallback(rules: list[PointsRule], cutoffs: PointsCutoffs, groups: FeatureGroups, na_values: list[str],
+                    id_column: str, feature_columns: list[str], numeric_columns: list[str],
                     event_spec: EventFeatureSpec | None, metadata: dict) -> PointsScorer:
-    """Build the points scorer from the config's `points_baseline` rules."""
-    if not cfg.points_baseline:
+    """Build the points scorer from the `points_baseline` rules, cut at `points_cutoffs`, with a
+    dimension score from the rules on each of the `groups`' columns."""
+    if not rules:
         raise ConfigError("model.fallback is 'points' but points_baseline has no rules to score with")
-    rule_columns = sorted({rule.column for rule in cfg.points_baseline})
+    rule_columns = sorted({rule.column for rule in rules})
     missing = [c for c in rule_columns if c not in feature_columns]
     if missing:
         raise ConfigError(f"points_baseline rules use columns that are not features: {missing}")
     dimension_rules = {
-        name: [r for r in cfg.points_baseline if r.column in resolve_group(getattr(cfg.groups, name), rule_columns)]
+        name: [r for r in rules if r.column in resolve_group(getattr(groups, name), rule_columns)]
         for name in DIMENSIONS
     }
     return PointsScorer(
-        rules=list(cfg.points_baseline), cutoffs=cfg.points_cutoffs, id_column=id_column,
+        rules=list(rules), cutoffs=cutoffs, id_column=id_column,
         feature_columns=rule_columns, numeric_feature_columns=[c for c in rule_columns if c in numeric_columns],
         dimension_rules=dimension_rules, event_spec=event_spec, metadata=metadata,
-        na_values=tuple(cfg.data.na_values),
+        na_values=tuple(na_values),
     )
+
 
 _COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq, "!=": operator.ne}
 

@@ -1,8 +1,8 @@
 """`LeadScorer`: everything needed to score a lead, in one object.
 
-It is assembled by `leadscore.training.pipeline.train` from fitted parts (it is an artifact, not an estimator
-to be fitted itself) and logged to MLflow inside a pyfunc wrapper, so the batch job, Spark and
-`mlflow models serve` all run this same `predict`.
+It is built in one call by `leadscore.training.pipeline.fit_table` once every part is fitted, and never
+changed after (it is a frozen artifact, not an estimator to be fitted itself). It is logged to MLflow
+inside a pyfunc wrapper, so the batch job, Spark and `mlflow models serve` all run this same `predict`.
 
 Output columns:
 - `p_convert`: calibrated probability that the lead converts within the training horizon.
@@ -16,28 +16,29 @@ Output columns:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.calibration import CalibratedClassifierCV
 
 from leadscore.data.validation import check_ids, require_columns, validate_numeric
 from leadscore.errors import InputError
 from leadscore.features.events import EventFeatureSpec
+from leadscore.model.calibrated import CalibratedModel
+from leadscore.model.cutoffs import Cutoffs
+from leadscore.model.dimensions import DimensionScorer
+from leadscore.model.drift import DriftReference
 from leadscore.model.encoding import FrameEncoder
+from leadscore.model.explainer import Explainer
 from leadscore.schema import ROW_ID, probability_to_score
-
-if TYPE_CHECKING:
-    from leadscore.model.cutoffs import Cutoffs
-    from leadscore.model.dimensions import DimensionScorer
-    from leadscore.model.drift import DriftReference
-    from leadscore.model.explainer import Explainer
 
 
 class ScoringContract:
-    """Input checks shared by every scorer: needs `id_column`, `feature_columns` and `numeric_columns`."""
+    """Input checks shared by every scorer: needs `id_column`, `feature_columns` and `numeric_columns`.
+
+    Every scorer also has the typed attributes `dimensions`, `cutoffs`, `reference` and `explainer`
+    (None where it has no such part), so that no caller needs to probe for them.
+    """
 
     id_column: str
     feature_columns: list[str]
@@ -67,20 +68,20 @@ class ScoringContract:
         return validate_numeric(frame, self.numeric_columns, "the leads to score")
 
 
-@dataclass
+@dataclass(frozen=True)
 class LeadScorer(ScoringContract):
-    """A calibrated conversion model with its input contract and provenance."""
+    """A calibrated conversion model with its parts, input contract and provenance, built whole from fitted parts."""
 
-    classifier: CalibratedClassifierCV
+    classifier: CalibratedModel
     encoder: FrameEncoder
     id_column: str
     feature_columns: list[str]
-    event_spec: EventFeatureSpec | None = None
-    metadata: dict = field(default_factory=dict)
-    dimensions: DimensionScorer | None = None
-    cutoffs: Cutoffs | None = None
-    reference: DriftReference | None = None  # input and score distributions at training, for drift reports
-    explainer: Explainer | None = None  # exact contributions and reason texts of `classifier`
+    event_spec: EventFeatureSpec | None
+    metadata: dict  # provenance: leadscore version, training time, model, calibration, split, horizon
+    dimensions: DimensionScorer | None  # the fit, engagement and stage models
+    cutoffs: Cutoffs | None
+    reference: DriftReference | None  # input and score distributions at training, for drift reports
+    explainer: Explainer | None  # exact contributions and reason texts of `classifier`
     na_values: tuple[str, ...] = ()
 
     @property

@@ -59,9 +59,8 @@ def log_training(result: TrainingResult, cfg: Config) -> RegisteredVersion:
     example = _input_example(result)
     try:
         with mlflow.start_run(experiment_id=experiment) as run:
-            result.scorer.metadata["mlflow_run_id"] = run.info.run_id
             _log_params_and_metrics(result, cfg)
-            _log_artifacts(result, cfg)
+            _log_artifacts(result, cfg, run.info.run_id)
             model_info = mlflow.pyfunc.log_model(
                 name=MODEL_NAME_IN_RUN,
                 python_model=LeadScorerModel(result.scorer),
@@ -185,7 +184,7 @@ def _dimension_tags(result: TrainingResult) -> dict[str, str]:
         tags.update({"cutoff.mql_policy": scorer.cutoffs.mql_policy, "cutoff.sql_policy": scorer.cutoffs.sql_policy})
         if scorer.cutoffs.notes:
             tags["cutoff.notes"] = " ".join(scorer.cutoffs.notes)
-    if getattr(scorer, "dimensions", None) is not None:
+    if scorer.dimensions is not None:
         for name, model in scorer.dimensions.models.items():
             tags[f"dimension.{name}"] = f"{model.model} on {len(model.columns)} columns, target: {model.target}"
         for name, reason in scorer.dimensions.absent.items():
@@ -193,7 +192,7 @@ def _dimension_tags(result: TrainingResult) -> dict[str, str]:
     return tags
 
 
-def _log_artifacts(result: TrainingResult, cfg: Config) -> None:
+def _log_artifacts(result: TrainingResult, cfg: Config, run_id: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
@@ -207,7 +206,7 @@ def _log_artifacts(result: TrainingResult, cfg: Config) -> None:
         for name, figure in result.figures.items():
             figure.savefig(folder / "plots" / name, dpi=110)
         explanations = write_global_explanations(result.scorer, result.split.test, folder / "explanations", seed=cfg.model.seed)
-        (folder / MODEL_CARD_ARTIFACT).write_text(model_card(result, cfg, explanations))
+        (folder / MODEL_CARD_ARTIFACT).write_text(model_card(result, cfg, explanations, run_id))
         mlflow.log_artifacts(tmp)
 
 

@@ -25,7 +25,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from leadscore.model.dimensions import DIMENSIONS
-from leadscore.model.explainer import OTHER, Explanation, raw_output
+from leadscore.model.explainer import OTHER, Explanation
+from leadscore.model.rules import PointsScorer
+from leadscore.model.scorer import LeadScorer
 
 SAMPLE_ROWS = 2000
 DEPENDENCE_PLOTS = 4
@@ -50,9 +52,9 @@ class GlobalExplanations:
         (folder / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
 
 
-def global_explanations(scorer, frame: pd.DataFrame, *, sample: int = SAMPLE_ROWS, seed: int = 0) -> GlobalExplanations | None:
+def global_explanations(scorer: LeadScorer | PointsScorer, frame: pd.DataFrame, *, sample: int = SAMPLE_ROWS, seed: int = 0) -> GlobalExplanations | None:
     """Global explanations of `scorer` on at most `sample` rows of `frame`; None without an explainer."""
-    explainer = getattr(scorer, "explainer", None)
+    explainer = scorer.explainer
     if explainer is None or frame.empty:
         return None
     rows = frame.sample(n=min(sample, len(frame)), random_state=seed) if len(frame) > sample else frame
@@ -65,10 +67,10 @@ def global_explanations(scorer, frame: pd.DataFrame, *, sample: int = SAMPLE_ROW
         _by_field(raw, explainer.fields), explanation.fields, {f.name: f.dimension for f in explainer.fields}, key="field",
     )
     dimensions = dimension_table(raw, explanation.points, dimension)
-    additivity = np.abs(explanation.base_raw + raw.sum(axis=1).to_numpy() - raw_output(explainer.pipeline, features))
+    additivity = np.abs(explanation.base_raw + raw.sum(axis=1).to_numpy() - explainer.model.raw_output(features))
     points_error = np.abs(explanation.base_score + explanation.points.sum(axis=1).to_numpy() - explanation.score)
     summary = {
-        "rows": len(rows), "model": type(explainer.pipeline[-1]).__name__,
+        "rows": len(rows), "model": type(explainer.model.model[-1]).__name__,
         "base_raw_output": explanation.base_raw, "base_score": explanation.base_score,
         "additivity_max_abs_error": float(additivity.max()), "points_max_abs_error": float(points_error.max()),
     }
@@ -83,7 +85,7 @@ def global_explanations(scorer, frame: pd.DataFrame, *, sample: int = SAMPLE_ROW
     return GlobalExplanations(tables, figures, summary)
 
 
-def write_global_explanations(scorer, frame: pd.DataFrame, folder: Path, *, seed: int = 0) -> GlobalExplanations | None:
+def write_global_explanations(scorer: LeadScorer | PointsScorer, frame: pd.DataFrame, folder: Path, *, seed: int = 0) -> GlobalExplanations | None:
     """Compute and write the global explanations of `scorer` on a sample of `frame` (nothing without an explainer).
 
     Returns them, so that other reports of the run (the model card) quote the same figures."""

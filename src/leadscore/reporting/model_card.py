@@ -32,11 +32,13 @@ METRICS = (
 COMPARED = {"leadscore": "leadscore", "baseline_logistic": "plain logistic", "baseline_points": "points rules"}
 
 
-def model_card(result: TrainingResult, cfg: Config, explanations: GlobalExplanations | None = None) -> str:
-    """The Markdown model card of `result`; `explanations` are the run's global explanations (top drivers)."""
+def model_card(result: TrainingResult, cfg: Config, explanations: GlobalExplanations | None = None,
+               run_id: str | None = None) -> str:
+    """The Markdown model card of `result`; `explanations` are the run's global explanations (top drivers),
+    `run_id` the MLflow run it is logged with."""
     fallback = isinstance(result.scorer, PointsScorer)
     sections = [
-        _model_section(result, cfg, fallback),
+        _model_section(result, cfg, fallback, run_id),
         _data_section(result, cfg, fallback),
         _metrics_section(result, fallback),
         _cutoffs_section(result),
@@ -47,11 +49,11 @@ def model_card(result: TrainingResult, cfg: Config, explanations: GlobalExplanat
     return "\n\n".join(sections) + "\n"
 
 
-def _model_section(result: TrainingResult, cfg: Config, fallback: bool) -> str:
+def _model_section(result: TrainingResult, cfg: Config, fallback: bool, run_id: str | None) -> str:
     meta = result.scorer.metadata
     lines = [f"# Model card: {cfg.tracking.registered_model}", ""]
-    if "mlflow_run_id" in meta:
-        lines.append(f"MLflow run `{meta['mlflow_run_id']}`, experiment `{cfg.tracking.experiment}`.")
+    if run_id is not None:
+        lines.append(f"MLflow run `{run_id}`, experiment `{cfg.tracking.experiment}`.")
     lines.append(f"Trained {meta.get('trained_at', 'at an unknown time')} by leadscore {meta.get('leadscore_version', '?')}; "
                  f"training data fingerprint `{result.fingerprint}`.")
     lines += ["", "## Model", ""]
@@ -67,7 +69,7 @@ def _model_section(result: TrainingResult, cfg: Config, fallback: bool) -> str:
     if result.candidates:
         tournament = ", ".join(f"{c.name} {c.calibration_log_loss:.4f}" for c in result.candidates)
         lines.append(f"Chosen by out-of-fold log loss inside the calibration window: {tournament}.")
-    dimensions = getattr(result.scorer, "dimensions", None)
+    dimensions = result.scorer.dimensions
     if dimensions is not None:
         for name, model in dimensions.models.items():
             lines.append(f"- {name} score: {model.model} on {len(model.columns)} columns, target: {model.target}")

@@ -1,45 +1,36 @@
-"""The batch scoring job: stream leads through a registered model into outputs published atomically.
+"""Scoring from an event log: each lead's features as of a moment, and its status then.
 
-Input is a snapshot table (CSV or Parquet: one row per lead with the model's id and feature columns),
-read `chunk_rows` rows at a time so that memory stays flat however many leads there are; or an
-event-log folder, whose features are computed as of `as_of` with the training code. An event log is
-featurised in memory (each lead's features need its whole history, which a row stream does not give)
-and then scored chunk by chunk like a table.
-
-Every input row ends as exactly one output row or one row of the rejects file, which names the row,
-the id, the column and the reason (see `leadscore.data.row_checks`). A missing column is an error for the
-whole job. Each chunk is scored by the registered model's own `predict` (the `LeadScorerModel` inside
-the loaded pyfunc), which is also what Spark's `spark_udf` and `mlflow models serve` call.
-
-Outputs, each written to a temporary file beside it and renamed into place:
-- `output`: the columns `LeadScorer.predict` returns, plus model_name, model_version, scored_at (and
-  lead_status for an event log), in input order;
-- `<output stem>.rejects.csv` (or `rejects_path`): row, id, column, reason, detail;
-- `<output stem>.drift.json`: population stability per feature and for the score (`leadscore.drift`).
-The rejects and the drift report are published once the whole input has been read; the scores only
-when the share of rejected rows is within `max_reject_share`. A failed or interrupted job therefore
-leaves the previous scores untouched and no partial file.
+An event log is featurised in memory (a lead's point-in-time features need its whole history, which a
+row stream does not give), with the feature definition stored in the model (`LeadScorer.event_spec`),
+so that scoring computes exactly what training computed.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+import os
 
 import pandas as pd
 
+from leadscore.data.sources import (
+    EVENT_LOG,
+    SNAPSHOT,
+    EventLogFolder,
+    TableSource,
+    open_source,
+    read_rows,
+)
 from leadscore.errors import InputError
 from leadscore.features.events import EventFeatureSpec, features_as_of, load_event_log
-from leadscore.registry.loading import LoadedModel
 
 log = logging.getLogger(__name__)
 
 
-def event_spec_of(scorer, folder: Path) -> EventFeatureSpec:
+def event_spec_of(scorer, folder: str | os.PathLike) -> EventFeatureSpec:
     """How the model computes features from an event log; an input error for a model trained on a snapshot table."""
     if scorer.event_spec is None:
         raise InputError(
-            f"{folder} is a folder (event log), but this model was trained on a snapshot table",
+            f"{os.fspath(folder)} is a folder (event log), but this model was trained on a snapshot table",
             fix="give a CSV or Parquet file with the model's feature columns",
         )
     return scorer.event_spec
@@ -54,12 +45,12 @@ def scoring_time(activity_times: pd.Series, as_of: str | None) -> pd.Timestamp:
     return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
 
 
-def event_log_features(loaded: LoadedModel, folder: Path, as_of: str | None) -> tuple[pd.DataFrame, pd.Series]:
-    """Features as of `as_of` (default: the last recorded event) for every lead in the log."""
-    spec = event_spec_of(loaded.scorer, folder)
+def event_log_features(scorer, source: EventLogFolder, as_of: str | None) -> tuple[pd.DataFrame, pd.Series]:
+    """Features as of `as_of` (default: the last recorded event) for every lead in the log, and each
+    lead's status then: its last terminal stage before that moment, else "open"."""
+    spec = event_spec_of(scorer, source.location)
     layout = spec.layout
-    has_outcomes = any((folder / f"{layout.outcomes_table}{s}").exists() for s in (".csv", ".parquet"))
-    event_log = load_event_log(folder, layout, with_outcomes=has_outcomes)
+    event_log = load_event_log(source.location, layout, with_outcomes=source.has_table(layout.outcomes_table))
     moment = scoring_time(event_log.activities[layout.timestamp_column], as_of)
     late = event_log.leads[layout.created_column] > moment
     if late.any():
@@ -75,3 +66,29 @@ def event_log_features(loaded: LoadedModel, folder: Path, as_of: str | None) -> 
         final = closing.sort_values(layout.timestamp_column).groupby(layout.id_column)[layout.stage_column].last()
         status = features[layout.id_column].map(final).fillna("open").astype("string")
     return features, status
+
+
+def lead_rows(scorer, location: str | os.PathLike, lead_id: str, as_of: str | None) -> pd.DataFrame:
+    """The input rows of one lead, as the scoring job would score them: its rows in a table of leads, or its
+    features in an event log as of `as_of` (default: just after the last recorded event). Empty when the
+    lead is not there."""
+    source = open_source(location)
+    return _LEAD_ROWS[source.form](scorer, source, lead_id, as_of)
+
+
+def _lead_in_table(scorer, source: TableSource, lead_id: str, as_of: str | None) -> pd.DataFrame:
+    frame = read_rows(source)
+    if scorer.id_column not in frame.columns:  # tables without ids are numbered from 1, as in scoring
+        frame = scorer.validate(frame)
+    return frame[frame[scorer.id_column].astype(str) == lead_id].reset_index(drop=True)
+
+
+def _lead_in_event_log(scorer, source: EventLogFolder, lead_id: str, as_of: str | None) -> pd.DataFrame:
+    spec = event_spec_of(scorer, source.location)
+    event_log = load_event_log(source.location, spec.layout, with_outcomes=False)
+    moment = scoring_time(event_log.activities[spec.layout.timestamp_column], as_of)
+    leads = event_log.leads[event_log.leads[spec.layout.id_column].astype(str) == lead_id]
+    return features_as_of(leads, event_log.activities, moment, spec)
+
+
+_LEAD_ROWS = {SNAPSHOT: _lead_in_table, EVENT_LOG: _lead_in_event_log}

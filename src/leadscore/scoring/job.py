@@ -1,46 +1,68 @@
-"""The batch scoring job: stream leads through a registered model into outputs published atomically.
+"""The batch scoring job: its contract, once, with the engines that run it behind one small interface.
 
-Input is a snapshot table (CSV or Parquet: one row per lead with the model's id and feature columns),
-read `chunk_rows` rows at a time so that memory stays flat however many leads there are; or an
-event-log folder, whose features are computed as of `as_of` with the training code. An event log is
-featurised in memory (each lead's features need its whole history, which a row stream does not give)
-and then scored chunk by chunk like a table.
+Input is any source `leadscore.data.sources` reads: a snapshot table (one row per lead with the model's
+id and feature columns), or an event-log folder, whose features are computed as of `as_of` with the
+training code (`leadscore.scoring.events`). An engine (`pandas`: streamed in chunks on this machine;
+`spark`: `mlflow.pyfunc.spark_udf` on a Spark session) reads, checks, scores and writes the rows aside;
+everything else is this module's, the same whatever the engine:
 
-Every input row ends as exactly one output row or one row of the rejects file, which names the row,
-the id, the column and the reason (see `leadscore.data.row_checks`). A missing column is an error for the
-whole job. Each chunk is scored by the registered model's own `predict` (the `LeadScorerModel` inside
-the loaded pyfunc), which is also what Spark's `spark_udf` and `mlflow models serve` call.
+- a missing column stops the job before any row is read, and so does an input the engine cannot score;
+- every input row ends as exactly one output row or one row of the rejects file, which names the row,
+  the id, the column and the reason (see `leadscore.data.row_checks`); the counts must add up;
+- the rejects and the drift report are published once the whole input has been read; the scores only
+  when the share of rejected rows is within `max_reject_share`. Each output is written beside its place
+  and renamed into it, so a failed or interrupted job leaves the previous scores untouched and no
+  partial file; a file system failure is an `OutputError` (exit 6) naming the output and the fix;
+- the drift report (`<output stem>.drift.json`: population stability per feature and for the score,
+  `leadscore.model.drift`), the top leads, the report and its log lines.
 
-Outputs, each written to a temporary file beside it and renamed into place:
+Outputs:
 - `output`: the columns `LeadScorer.predict` returns, plus model_name, model_version, scored_at (and
-  lead_status for an event log), in input order;
+  lead_status for an event log);
 - `<output stem>.rejects.csv` (or `rejects_path`): row, id, column, reason, detail;
-- `<output stem>.drift.json`: population stability per feature and for the score (`leadscore.drift`).
-The rejects and the drift report are published once the whole input has been read; the scores only
-when the share of rejected rows is within `max_reject_share`. A failed or interrupted job therefore
-leaves the previous scores untouched and no partial file.
+- `<output stem>.drift.json`.
+
+An engine is one entry of `_ENGINES` (the module that defines its `ENGINE`), imported only when asked
+for, so that a job on one engine never loads another's dependencies.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
 import logging
 import os
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 import pyarrow as pa
 from pydantic import ValidationError
 
 from leadscore.config import ScoringConfig, load_config
-from leadscore.data.row_checks import REJECT_COLUMNS
+from leadscore.data.io import output_error
+from leadscore.data.row_checks import REASONS, REJECT_COLUMNS
+from leadscore.data.sources import EVENT_LOG, SNAPSHOT, open_source
+from leadscore.data.streams import OUTPUT_SUFFIXES
 from leadscore.data.validation import require_columns
 from leadscore.errors import ConfigError, InputError
-from leadscore.schema import ROW_ID
+from leadscore.model.drift import DriftCounter
+from leadscore.schema import ROW_ID, STATUS_COLUMN
+
+if TYPE_CHECKING:
+    from leadscore.registry.loading import LoadedModel
 
 log = logging.getLogger(__name__)
 SPARK_MASTER_ENV = "LEADSCORE_SPARK_MASTER"
 REJECTS_SCHEMA = pa.schema([("row", pa.int64()), *((c, pa.large_string()) for c in REJECT_COLUMNS[1:])])
+# The engines by name, each the module that defines its `ENGINE`; imported when a job asks for it.
+_ENGINES = {"pandas": "leadscore.scoring.pandas_engine", "spark": "leadscore.scoring.spark_engine"}
+_FORMS = {SNAPSHOT: "snapshot tables (one row per lead)", EVENT_LOG: "event logs"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +93,218 @@ class ScoringReport:
         why = ", ".join(f"{n:,} {reason}" for reason, n in self.rejected.items() if n) or "none"
         return (f"scored {self.rows_scored:,} of {self.rows_read:,} leads with {self.model_name} version "
                 f"{self.model_version} -> {self.output}; rejected {self.rows_rejected:,} ({why}) -> {self.rejects}")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One scoring job, as an engine sees it: the model, the opened input and where the outputs go."""
+
+    model_uri: str
+    loaded: LoadedModel
+    source: object  # a `TableSource` or an `EventLogFolder` (see `source.form`)
+    as_of: str | None
+    output: str
+    rejects: str
+    settings: ScoringConfig
+
+    @property
+    def fmt(self) -> str:
+        """The output's format, as its file name ending (`.csv`, `.parquet`)."""
+        return Path(self.output).suffix.lower()
+
+
+@dataclass(frozen=True)
+class Staged:
+    """The temporary names an engine writes the scores and the rejects to; the job publishes them."""
+
+    scores: str
+    rejects: str
+
+
+class Files(Protocol):
+    """Where an engine's outputs live: temporary names beside the outputs, renamed into place.
+
+    Every method fails with `OSError`; the job turns that into an `OutputError` naming the output.
+    """
+
+    def temporary(self, path: str) -> str:
+        """A hidden name beside `path`, removed by `discard` unless it was published."""
+
+    def publish(self, tmp: str, path: str) -> None:
+        """Move `tmp` (a file or a folder) to `path`, replacing what is there."""
+
+    def write_text(self, path: str, text: str) -> None:
+        """Write a small text file aside and rename it into place."""
+
+    def discard(self) -> None:
+        """Remove every temporary name handed out and not published."""
+
+
+class EngineRun(Protocol):
+    """An engine ready to run jobs (a Spark session, say), with the file system its outputs live on."""
+
+    files: Files
+
+    def write(self, job: Job, staged: Staged, tally: Tally) -> None:
+        """Read, check and score every row of `job.source`; write the scores to `staged.scores` and the
+        rejects (`REJECT_COLUMNS`, in input order) to `staged.rejects`; count all of it in `tally`."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One way to run the job: its name, the forms of input it scores, and how to start it.
+
+    `check` fails, before any work, when the engine cannot run here (a missing optional dependency).
+    """
+
+    name: str
+    forms: tuple[str, ...]
+    start: Callable[[ScoringConfig], AbstractContextManager[EngineRun]]
+    check: Callable[[], None] = lambda: None
+
+
+def engine_named(name: str) -> Engine:
+    """The engine called `name`; a `ConfigError` listing the known engines for any other name."""
+    module = _ENGINES.get(name)
+    if module is None:
+        raise ConfigError(f"unknown scoring engine '{name}'; known engines: {', '.join(_ENGINES)}")
+    engine = importlib.import_module(module).ENGINE
+    engine.check()
+    return engine
+
+
+class Tally:
+    """The running counts of a job, which its engine adds to as rows are read, rejected and scored."""
+
+    def __init__(self, scorer, top: int):
+        self.rows_read = self.rows_scored = 0
+        self.rejected: Counter[str] = Counter({reason: 0 for reason in REASONS})
+        # Models trained before drift references existed have none: no drift report, unseen values counted apart.
+        self.drift = DriftCounter(scorer.reference) if scorer.reference is not None else None
+        self.unseen: Counter[str] = Counter()
+        self.top_n = top
+        self.top: pd.DataFrame | None = None
+
+    def read(self, rows: int) -> None:
+        """Count rows read from the input."""
+        self.rows_read += rows
+
+    def reject(self, reasons: Mapping[str, int]) -> None:
+        """Count rejected rows by reason."""
+        self.rejected.update({reason: int(n) for reason, n in reasons.items()})
+
+    def score(self, rows: int) -> None:
+        """Count rows scored and written."""
+        self.rows_scored += rows
+
+    def keep_top(self, scores: pd.DataFrame) -> None:
+        """Keep the best `top` leads among those kept so far and `scores` (see `top_leads`)."""
+        if not self.top_n:
+            return
+        best = top_leads(scores, self.top_n)
+        self.top = best if self.top is None else top_leads(pd.concat([self.top, best]), self.top_n)
+
+    def check_every_row_accounted_for(self) -> None:
+        """Fail (a bug, not bad input) unless every row read was scored or rejected exactly once."""
+        if self.rows_scored + sum(self.rejected.values()) != self.rows_read:
+            raise RuntimeError(f"{self.rows_read} rows read but {self.rows_scored} scored and "
+                               f"{sum(self.rejected.values())} rejected")
+
+
+def top_leads(scores: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The `n` leads with the highest score (then `p_convert`), among the open ones when the status is known."""
+    if STATUS_COLUMN in scores.columns:
+        scores = scores[scores[STATUS_COLUMN] == "open"]
+    return scores.nlargest(n, ["score", "p_convert"])
+
+
+def score_file(
+    model_uri: str, input_path: str | os.PathLike, output_path: str | os.PathLike, *, as_of: str | None = None,
+    settings: ScoringConfig | None = None, rejects_path: str | os.PathLike | None = None, top: int = 0,
+) -> ScoringReport:
+    """Score every lead in `input_path` with the model at `model_uri` on the configured engine; see the
+    module docstring for the outputs and what a failure leaves behind."""
+    from leadscore.registry.loading import load_model
+
+    settings = settings or ScoringConfig()
+    engine = engine_named(settings.engine)
+    source = open_source(input_path)
+    _require_form(engine, source.form, input_path, as_of)
+    output = str(output_path)
+    if Path(output).suffix.lower() not in OUTPUT_SUFFIXES:
+        raise InputError(f"unsupported output type '{Path(output).suffix}'",
+                         fix=f"name the output with one of {OUTPUT_SUFFIXES}")
+    rejects, drift_path = side_paths(output, rejects_path)
+    started = time.perf_counter()
+    loaded = load_model(model_uri)
+    if source.form == SNAPSHOT:
+        require_input_columns(loaded.scorer, source.columns)
+    job = Job(model_uri, loaded, source, as_of, output, rejects, settings)
+    tally = Tally(loaded.scorer, top)
+    with engine.start(settings) as run:
+        try:
+            staged = Staged(_aside(run.files, output), _aside(run.files, rejects))
+            run.write(job, staged, tally)
+            if tally.rows_read == 0:
+                raise InputError(f"no leads to score in {input_path}", fix="give at least one row")
+            tally.check_every_row_accounted_for()
+            # The whole input was read: the rejects and the drift report are published, the scores if few were rejected.
+            _publish(run.files, staged.rejects, rejects)
+            drifted = _write_drift_report(run.files, tally.drift, drift_path, settings.drift_threshold)
+            report = ScoringReport(
+                output=output, rejects=rejects, drift_report=drift_path if tally.drift is not None else None,
+                rows_read=tally.rows_read, rows_scored=tally.rows_scored, rejected=dict(tally.rejected),
+                model_name=loaded.name, model_version=loaded.version, engine=engine.name,
+                seconds=time.perf_counter() - started,
+                unseen_categories=tally.drift.other_counts() if tally.drift is not None else dict(tally.unseen),
+                drifted=drifted, top=tally.top,
+            )
+            check_reject_share(report, settings.max_reject_share)
+            _publish(run.files, staged.scores, output)
+        finally:
+            run.files.discard()
+    log_findings(report, drift_path)
+    return report
+
+
+def _require_form(engine: Engine, form: str, input_path, as_of: str | None) -> None:
+    """Refuse, before any work, an input of a form the engine does not score (`as_of` implies an event log)."""
+    for wanted in {form, *([EVENT_LOG] if as_of is not None else [])}:
+        if wanted not in engine.forms:
+            scored = " and ".join(_FORMS[f] for f in engine.forms)
+            able = [name for name, module in _ENGINES.items() if wanted in importlib.import_module(module).ENGINE.forms]
+            built = ", or score a feature table built from it" if wanted == EVENT_LOG else ""
+            raise InputError(
+                f"{os.fspath(input_path)}: the {engine.name} engine scores {scored}, not {_FORMS[wanted]}",
+                fix=f"score {_FORMS[wanted]} with {' or '.join(f'--engine {name}' for name in able)}{built}",
+            )
+
+
+def _aside(files: Files, path: str) -> str:
+    try:
+        return files.temporary(path)
+    except OSError as exc:
+        raise output_error(path, exc) from exc
+
+
+def _publish(files: Files, tmp: str, path: str) -> None:
+    try:
+        files.publish(tmp, path)
+    except OSError as exc:
+        raise output_error(path, exc) from exc
+
+
+def _write_drift_report(files: Files, drift: DriftCounter | None, path: str, threshold: float) -> list[str]:
+    """Publish the drift report; the drifted columns."""
+    if drift is None:
+        log.info("this model carries no reference distributions (trained by an older leadscore): no drift report")
+        return []
+    report = drift.report(threshold)
+    try:
+        files.write_text(path, json.dumps(report, indent=2))
+    except OSError as exc:
+        raise output_error(path, exc) from exc
+    return report["drifted"]
 
 
 def scoring_settings(config_path: str | Path | None = None, **overrides) -> ScoringConfig:

@@ -1,6 +1,6 @@
 """Distributed batch scoring: the registered model on Spark, through `mlflow.pyfunc.spark_udf`.
 
-`leadscore score --engine spark` runs the same job as the pandas engine, with the same row checks
+`leadscore score --engine spark` runs the job of `leadscore.scoring.job` with the same row checks
 (`leadscore.data.row_checks.row_problems`, run in `mapInPandas`), the same model `predict` (inside
 `spark_udf`) and the same drift counting (`DriftCounter`, per partition, added on the driver), so its
 scores equal the pandas engine's. What differs is what Spark does better at scale:
@@ -10,7 +10,8 @@ scores equal the pandas engine's. What differs is what Spark does better at scal
   pyarrow and most query engines read such a folder as one table), in no particular row order;
 - the rejects file is one CSV file, as with the pandas engine.
 Outputs are written beside their final place and renamed into it with the Hadoop file system API
-(atomic for a file on local disks and HDFS; a folder is swapped in by two renames).
+(atomic for a file on local disks and HDFS; a folder is swapped in by two renames). Tables are read as
+their source kind says Spark reads them (`TableSource.spark_frame`); event logs are not scored here.
 
 PySpark is an optional extra (`pip install 'leadscore[spark]'`, with Java 17 or newer). The master URL
 is `--spark-master`, else LEADSCORE_SPARK_MASTER, else the config's `scoring.spark_master`, else
@@ -20,18 +21,15 @@ need leadscore installed, as they load the model in their own Python.
 
 from __future__ import annotations
 
-import dataclasses
+import errno
 import json
 import logging
 import os
 import secrets
 import sys
-import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from pathlib import Path
-
-import pyarrow.csv as pacsv
 
 from leadscore.config import ScoringConfig
 from leadscore.data.row_checks import (
@@ -39,41 +37,38 @@ from leadscore.data.row_checks import (
     DUPLICATE_ID,
     MISSING_ID,
     PROBLEM_COLUMNS,
-    REASONS,
     row_problems,
 )
+from leadscore.data.sources import SNAPSHOT
 from leadscore.errors import ConfigError, InputError
 from leadscore.model.drift import SCORE, DriftCounter
-from leadscore.registry.loading import load_model
-from leadscore.schema import PROVENANCE_COLUMNS, STATUS_COLUMN
-from leadscore.scoring.job import (
-    ScoringReport,
-    check_reject_share,
-    log_findings,
-    model_params,
-    require_input_columns,
-    side_paths,
-)
+from leadscore.schema import PROVENANCE_COLUMNS
+from leadscore.scoring.job import Engine, Job, Staged, Tally, model_params, top_leads
 
 log = logging.getLogger(__name__)
 _ROW = "_row"
 _ROW_BITS = 33  # monotonically_increasing_id: the partition index above bit 33, the position within it below
-# The text pyarrow's CSV reader takes for missing, so that both engines read a CSV cell the same way.
-_NULL_TEXT = list(pacsv.ConvertOptions().null_values)
 _MISSING_MARKERS = ("<NA>", "nan", "None")
 # CSV as the pandas engine writes it: a header, quotes doubled (RFC 4180), text kept with its spaces.
 _CSV_WRITE = {"header": True, "escape": '"', "ignoreLeadingWhiteSpace": False, "ignoreTrailingWhiteSpace": False}
 
 
-def spark_session(master: str | None = None):
-    """The running Spark session and False, or a new session on `master` (default local[*]) and True."""
+def require_pyspark() -> None:
+    """Fail with the extra to install when PySpark is missing."""
     try:
-        from pyspark.sql import SparkSession
+        import pyspark.sql  # noqa: F401
     except ImportError:
         raise ConfigError(
             "the spark engine needs PySpark, which is not installed: pip install 'leadscore[spark]' "
             "(and Java 17 or newer), or score with --engine pandas"
         ) from None
+
+
+def spark_session(master: str | None = None):
+    """The running Spark session and False, or a new session on `master` (default local[*]) and True."""
+    require_pyspark()
+    from pyspark.sql import SparkSession
+
     active = SparkSession.getActiveSession()
     if active is not None:
         if master and active.sparkContext.master != master:
@@ -92,111 +87,71 @@ def spark_session(master: str | None = None):
     return builder.getOrCreate(), True
 
 
-def score_with_spark(
-    model_uri: str, input_path: str | Path, output_path: str | Path, *, as_of: str | None = None,
-    settings: ScoringConfig, rejects_path: str | Path | None = None, top: int = 0,
-) -> ScoringReport:
-    """Score a snapshot table with Spark; outputs and failure behaviour as `leadscore.scoring.pandas_engine.score_file`."""
-    if as_of is not None or _is_event_log(input_path):
-        raise InputError(
-            f"{input_path}: the spark engine scores snapshot tables (one row per lead), not event logs",
-            fix="score an event log with --engine pandas, or score a feature table built from it",
-        )
-    output = str(output_path)
-    fmt = Path(output).suffix.lower()
-    if fmt not in (".csv", ".parquet"):
-        raise InputError(f"unsupported output type '{fmt}'", fix="name the output with .csv or .parquet")
-    rejects, drift_path = side_paths(output, rejects_path)
-    started = time.perf_counter()
-    loaded = load_model(model_uri)
+class _SparkRun:
+    """Jobs run on one Spark session, their outputs on the file system each output path names."""
+
+    def __init__(self, spark):
+        self.spark = spark
+        self.files = _HadoopFiles(spark)
+
+    def write(self, job: Job, staged: Staged, tally: Tally) -> None:
+        """Read, check and score the table on Spark into the staged scores (a folder of parts) and rejects."""
+        try:
+            _SparkJob(self.spark, job, self.files).write(staged, tally)
+        except Exception as exc:
+            if "MALFORMED_RECORD" in str(exc) or "Malformed records" in str(exc):
+                raise InputError(f"malformed CSV record in {job.source.location}",
+                                 fix="repair or export the file again") from None
+            raise
+
+
+@contextmanager
+def _start(settings: ScoringConfig) -> Iterator[_SparkRun]:
     spark, created = spark_session(settings.spark_master)
-    files = _HadoopFiles(spark)
     try:
-        job = _SparkJob(spark, loaded, model_uri, files, settings.reasons)
-        report = job.run(str(input_path), output, fmt, rejects, drift_path, settings, top)
-    except Exception as exc:
-        if "MALFORMED_RECORD" in str(exc) or "Malformed records" in str(exc):
-            raise InputError(f"malformed CSV record in {input_path}", fix="repair or export the file again") from None
-        raise
+        yield _SparkRun(spark)
     finally:
-        files.delete_temporaries()
         if created:
             spark.stop()
-    report = dataclasses.replace(report, seconds=time.perf_counter() - started)
-    log_findings(report, drift_path)
-    return report
+
+
+ENGINE = Engine("spark", forms=(SNAPSHOT,), start=_start, check=require_pyspark)
 
 
 class _SparkJob:
     """One scoring job on a Spark session."""
 
-    def __init__(self, spark, loaded, model_uri: str, files: _HadoopFiles, reasons: bool):
-        self.spark, self.loaded, self.scorer, self.files = spark, loaded, loaded.scorer, files
-        self.reasons = reasons
+    def __init__(self, spark, job: Job, files: _HadoopFiles):
+        self.spark, self.job, self.files = spark, job, files
+        self.loaded, self.scorer, self.reasons = job.loaded, job.loaded.scorer, job.settings.reasons
         # Pin the version: an alias moved while the job runs must not change the model mid-job.
-        self.model_uri = f"models:/{loaded.name}/{loaded.version}" if model_uri.startswith("models:/") else model_uri
+        uri = job.model_uri
+        self.model_uri = f"models:/{self.loaded.name}/{self.loaded.version}" if uri.startswith("models:/") else uri
 
-    def run(self, input_path: str, output: str, fmt: str, rejects: str, drift_path: str,
-            settings: ScoringConfig, top: int) -> ScoringReport:
+    def write(self, staged: Staged, tally: Tally) -> None:
         from pyspark import StorageLevel
         from pyspark.sql import functions as F
 
-        raw = self._read(input_path)
-        require_input_columns(self.scorer, raw.columns)
-        numbered, rows_read = self._numbered(raw)
+        numbered, rows_read = self._numbered(self.job.source.spark_frame(self.spark))
+        tally.read(rows_read)
         if rows_read == 0:
-            raise InputError(f"no leads to score in {input_path}", fix="give at least one row")
+            return
         # Kept for the several passes below, so that the input is read and the model run once per row.
         checked = self._checked(numbered).persist(StorageLevel.MEMORY_AND_DISK)
         valid = checked.filter(F.col("reason").isNull())
         scores = self._scores(valid).persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            rejected = dict(checked.filter(F.col("reason").isNotNull()).groupBy("reason").count().collect())
-            tmp_output = self.files.temporary(output)
-            scores.write.options(**_CSV_WRITE).format(fmt[1:]).save(tmp_output)
-            rows_scored = scores.count()
-            if rows_scored + sum(rejected.values()) != rows_read:
-                raise RuntimeError(f"{rows_read} rows read but {rows_scored} scored and {sum(rejected.values())} rejected")
-            tmp_rejects = self._write_rejects(checked, rejects)
-            drift = self._drift(valid, scores)
-            best = self._top(scores, top)
+            tally.reject(dict(checked.filter(F.col("reason").isNotNull()).groupBy("reason").count().collect()))
+            scores.write.options(**_CSV_WRITE).format(self.job.fmt[1:]).save(staged.scores)
+            tally.score(scores.count())
+            self._write_rejects(checked, staged.rejects)
+            if tally.drift is not None:
+                self._count_drift(valid, scores, tally.drift)
+            if tally.top_n:
+                tally.keep_top(self._top(scores, tally.top_n))
         finally:
             scores.unpersist()
             checked.unpersist()
-
-        # The whole input was read: the rejects and the drift report are published, the scores if few were rejected.
-        self.files.publish_single_part(tmp_rejects, rejects)
-        drift_report = drift.report(settings.drift_threshold) if drift is not None else None
-        if drift_report is not None:
-            self.files.write_text(drift_path, json.dumps(drift_report, indent=2))
-        report = ScoringReport(
-            output=output, rejects=rejects, drift_report=drift_path if drift is not None else None,
-            rows_read=rows_read, rows_scored=rows_scored,
-            rejected={reason: int(rejected.get(reason, 0)) for reason in REASONS},
-            model_name=self.loaded.name, model_version=self.loaded.version, engine="spark", seconds=0.0,
-            unseen_categories=drift.other_counts() if drift is not None else {},
-            drifted=drift_report["drifted"] if drift_report else [], top=best,
-        )
-        check_reject_share(report, settings.max_reject_share)
-        self.files.publish(tmp_output, output)
-        return report
-
-    def _read(self, path: str):
-        from pyspark.errors import AnalysisException
-        from pyspark.sql import functions as F
-
-        suffix = Path(path).suffix.lower()
-        if suffix not in (".csv", ".parquet"):
-            raise InputError(f"unsupported file type '{suffix}' for {path}", fix="give a .csv or .parquet table")
-        try:
-            if suffix == ".parquet":
-                return self.spark.read.parquet(path)
-            # Every cell as text, quotes doubled as in RFC 4180 (as pyarrow and pandas read them).
-            frame = self.spark.read.options(header=True, multiLine=True, escape='"', mode="FAILFAST").csv(path)
-        except AnalysisException as exc:
-            raise InputError(f"cannot read {path}: {str(exc).splitlines()[0]}",
-                             fix="check the path and that the file is a valid CSV or Parquet") from None
-        return frame.select(*[F.when(F.col(c).isin(_NULL_TEXT), None).otherwise(F.col(c)).alias(c) for c in frame.columns])
 
     def _numbered(self, raw):
         """The id and feature columns with each row's 1-based position in the input, and the row count."""
@@ -283,23 +238,21 @@ class _SparkJob:
             for spec in schema.inputs if spec.name in returned.columns
         ])
 
-    def _write_rejects(self, checked, rejects: str) -> str:
-        """The rejected rows in input order, as one CSV part in a temporary folder; that folder."""
+    def _write_rejects(self, checked, path: str) -> None:
+        """The rejected rows in input order, as one CSV file at `path`."""
         from pyspark.sql import functions as F
 
         columns = {"row": F.col(_ROW), "id": F.col(self.scorer.id_column).cast("string"),
                    **{c: F.col(c) for c in PROBLEM_COLUMNS}}
-        tmp = self.files.temporary(rejects)
+        folder = self.files.temporary(path)
         (checked.filter(F.col("reason").isNotNull()).select(*[v.alias(k) for k, v in columns.items()])
-         .orderBy("row").coalesce(1).write.options(**_CSV_WRITE).csv(tmp))
-        return tmp
+         .orderBy("row").coalesce(1).write.options(**_CSV_WRITE).csv(folder))
+        self.files.move_single_part(folder, path)
 
-    def _drift(self, valid, scores) -> DriftCounter | None:
-        """Bucket counts per partition, added up: features of the valid rows and their `p_convert`."""
-        reference = getattr(self.scorer, "reference", None)
-        if reference is None:
-            log.info("this model carries no reference distributions (trained by an older leadscore): no drift report")
-            return None
+    @staticmethod
+    def _count_drift(valid, scores, total: DriftCounter) -> None:
+        """Bucket counts per partition, added to `total`: features of the valid rows and their `p_convert`."""
+        reference = total.reference
 
         def partition_counts(batches):
             import pandas as pd
@@ -312,20 +265,18 @@ class _SparkJob:
                     counter.add(features=batch)
             yield pd.DataFrame({"counts": [json.dumps(counter.as_lists())]})
 
-        total = DriftCounter(reference)
         for part in (valid.select(*reference.features), scores.select(SCORE)):
             for row in part.mapInPandas(partition_counts, "counts string").collect():
                 total.add_counts(json.loads(row["counts"]))
-        return total
 
-    def _top(self, scores, n: int):
-        from pyspark.sql import functions as F
+    @staticmethod
+    def _top(scores, n: int):
+        """The best `n` leads of each partition (`top_leads`), for the job to keep the best of."""
+        def partition_top(batches):
+            for batch in batches:
+                yield top_leads(batch, n)
 
-        if not n:
-            return None
-        if STATUS_COLUMN in scores.columns:
-            scores = scores.filter(F.col(STATUS_COLUMN) == "open")
-        return scores.orderBy(F.desc("score"), F.desc("p_convert")).limit(n).toPandas()
+        return scores.mapInPandas(partition_top, scores.schema).toPandas()
 
 
 @contextmanager
@@ -340,15 +291,11 @@ def _quiet(logger: str):
         target.setLevel(level)
 
 
-def _is_event_log(path) -> bool:
-    path = Path(path)
-    return path.is_dir() and path.suffix.lower() not in (".csv", ".parquet")
-
-
 class _HadoopFiles:
     """Temporary names, renames and small writes on the file system a path lives on (local, HDFS, S3...).
 
-    Every temporary name handed out is deleted by `delete_temporaries` unless it was published.
+    Every temporary name handed out is deleted by `discard` unless it was published. A failure is an
+    `OSError`, as on a local disk, for the job to report as an output that could not be written.
     """
 
     def __init__(self, spark):
@@ -370,7 +317,8 @@ class _HadoopFiles:
         self._temporaries.append(tmp)
         return tmp
 
-    def delete_temporaries(self) -> None:
+    def discard(self) -> None:
+        """Delete every temporary name handed out (a published one is no longer there)."""
         for tmp in self._temporaries:
             fs, hadoop_path = self._fs(tmp)
             fs.delete(hadoop_path, True)
@@ -378,33 +326,48 @@ class _HadoopFiles:
 
     def publish(self, tmp: str, path: str) -> None:
         """Move `tmp` (a file or a folder) to `path`, replacing what is there."""
-        fs, source = self._fs(tmp)
-        _, target = self._fs(path)
-        backup = None
-        if fs.exists(target):
-            backup_name = self.temporary(path)
-            backup = self._fs(backup_name)[1]
-            fs.rename(target, backup)
-        if not fs.rename(source, target):
-            if backup is not None:
-                fs.rename(backup, target)
-            raise OSError(f"could not move {tmp} to {path}")
+        with _as_os_error(path):
+            fs, source = self._fs(tmp)
+            _, target = self._fs(path)
+            backup = None
+            if fs.exists(target):
+                backup = self._fs(self.temporary(path))[1]
+                if not fs.rename(target, backup):
+                    raise OSError(f"could not move the previous {path} aside")
+            if not fs.rename(source, target):
+                if backup is not None:
+                    fs.rename(backup, target)
+                raise OSError(f"could not move {tmp} to {path}")
 
-    def publish_single_part(self, folder: str, path: str) -> None:
-        """Publish the one part file of a folder Spark wrote (after `coalesce(1)`) as the file `path`."""
-        fs, source = self._fs(folder)
-        parts = [s.getPath() for s in fs.listStatus(source) if s.getPath().getName().startswith("part-")]
-        single = self.temporary(path)
-        fs.rename(parts[0], self._fs(single)[1])
-        self.publish(single, path)
+    def move_single_part(self, folder: str, path: str) -> None:
+        """Move the one part file of a folder Spark wrote (after `coalesce(1)`) to the file `path`."""
+        with _as_os_error(path):
+            fs, source = self._fs(folder)
+            parts = [s.getPath() for s in fs.listStatus(source) if s.getPath().getName().startswith("part-")]
+            if not fs.rename(parts[0], self._fs(path)[1]):
+                raise OSError(f"could not move {parts[0]} to {path}")
 
     def write_text(self, path: str, text: str) -> None:
         """Write a small text file at `path`, aside first and then renamed into place."""
         tmp = self.temporary(path)
-        fs, hadoop_path = self._fs(tmp)
-        stream = fs.create(hadoop_path, True)
-        try:
-            stream.write(bytearray(text.encode()))
-        finally:
-            stream.close()
+        with _as_os_error(path):
+            fs, hadoop_path = self._fs(tmp)
+            stream = fs.create(hadoop_path, True)
+            try:
+                stream.write(bytearray(text.encode()))
+            finally:
+                stream.close()
         self.publish(tmp, path)
+
+
+@contextmanager
+def _as_os_error(path: str):
+    """A failure of the Hadoop file system API (a Java exception) as the `OSError` a local disk would raise."""
+    from py4j.protocol import Py4JJavaError
+
+    try:
+        yield
+    except Py4JJavaError as exc:
+        message = str(exc.java_exception)
+        denied = any(word in message for word in ("Permission denied", "AccessDenied", "AccessControl"))
+        raise OSError(errno.EACCES if denied else None, message) from exc

@@ -1,18 +1,21 @@
-"""The model tournament: LightGBM against a regularised logistic regression, each calibrated.
+"""The tournament's candidates: a registry of model families, each a scikit-learn pipeline on the raw feature frame.
 
-Both candidates are scikit-learn pipelines that start from the raw feature frame. Each is calibrated
-on the calibration window; the calibration method (sigmoid or isotonic) and the winning candidate
-are chosen by out-of-fold log loss *within* the calibration window, so the choice never sees the test
-window and a calibrator is never scored on the rows it was fitted on.
+A candidate is one entry in `CANDIDATES`: how to fit it on the training window, the kind of model it
+makes (an entry of `leadscore.model.kinds.MODEL_KINDS`, which tells the scoring artifact how to read its
+raw output and exact contributions) and what about a fitted one is worth recording with the run.
+Adding a candidate is one entry here (plus one in `MODEL_KINDS` when it is a new kind of model).
 
-The winner is then refitted on the training and calibration windows together (`refit_winner`): the
-calibration window holds the latest labelled rows before the test window, and a model that never learns
-from them misses whatever changed lately (new campaigns, a new kind of lead, a new conversion level).
+- `lightgbm`: LightGBM on native categoricals, the tree count found by early stopping on the latest part
+  of the training window, then refitted on all of it.
+- `logistic`: an L2 logistic regression (one-hot, median imputation with missing indicators, signed-log
+  numerics, scaling).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
@@ -24,22 +27,75 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from leadscore.config import LightGBMConfig, ModelConfig
-from leadscore.model.encoding import FrameEncoder
+from leadscore.errors import ConfigError
+from leadscore.model.encoding import (
+    FrameEncoder,
+    categorical_columns,
+    numeric_columns,
+)
+
+
+@dataclass(frozen=True)
+class CandidateSpec:
+    """One model family of the tournament.
+
+    `fit(X, y, validation_order, cfg)` fits it on the training window (`validation_order` ranks the rows
+    by time, latest last, for early stopping); `kind` names its entry in `leadscore.model.kinds.MODEL_KINDS`;
+    `details(model)` says what about a fitted one is recorded with the run.
+    """
+
+    fit: Callable[[pd.DataFrame, np.ndarray, np.ndarray, ModelConfig], Pipeline]
+    kind: str
+    details: Callable[[Pipeline], dict]
+
+
+def _fit_lightgbm_candidate(X, y, validation_order, cfg: ModelConfig) -> Pipeline:
+    return fit_lightgbm(X, y, validation_order, cfg.lightgbm, cfg.seed, cfg.min_category_count)
+
+
+def _fit_logistic_candidate(X, y, validation_order, cfg: ModelConfig) -> Pipeline:
+    return fit_logistic(X, y, cfg.logistic_c, cfg.min_category_count, cfg.seed)
+
+
+def _lightgbm_details(model: Pipeline) -> dict:
+    return {"n_trees": int(model[-1].n_estimators)}
+
+
+def _no_details(model: Pipeline) -> dict:
+    return {}
+
+
+CANDIDATES: dict[str, CandidateSpec] = {
+    "lightgbm": CandidateSpec(fit=_fit_lightgbm_candidate, kind="lightgbm", details=_lightgbm_details),
+    "logistic": CandidateSpec(fit=_fit_logistic_candidate, kind="logistic", details=_no_details),
+}
+
+
+def check_candidates(names: list[str]) -> None:
+    """Refuse candidate names that are not in the registry, naming the known ones."""
+    unknown = [name for name in names if name not in CANDIDATES]
+    if unknown:
+        raise ConfigError(
+            f"model.candidates: no candidate named {', '.join(repr(n) for n in unknown)}; "
+            f"known candidates: {', '.join(CANDIDATES)}. Fix: list known names only in model.candidates "
+            "(a new candidate is one entry of leadscore.training.candidates.CANDIDATES)"
+        )
+
+
+def candidate(name: str) -> CandidateSpec:
+    """The registry entry of one candidate; an unknown name is a `ConfigError` listing the known ones."""
+    check_candidates([name])
+    return CANDIDATES[name]
 
 
 def fit_candidates(train: pd.DataFrame, y_train: np.ndarray, validation_order: np.ndarray, cfg: ModelConfig) -> dict[str, Pipeline]:
-    """Fit every configured candidate on the training window.
+    """Fit every configured candidate on the training window (every name is checked before any is fitted).
 
     `validation_order` ranks training rows by time (or at random); LightGBM stops early on the
     latest `validation_fraction` of them, then is refitted on the whole window with that many trees.
     """
-    fitted = {}
-    for name in cfg.candidates:
-        if name == "lightgbm":
-            fitted[name] = fit_lightgbm(train, y_train, validation_order, cfg.lightgbm, cfg.seed, cfg.min_category_count)
-        else:
-            fitted[name] = fit_logistic(train, y_train, cfg.logistic_c, cfg.min_category_count, cfg.seed)
-    return fitted
+    check_candidates(cfg.candidates)
+    return {name: CANDIDATES[name].fit(train, y_train, validation_order, cfg) for name in cfg.candidates}
 
 
 _MULTITHREAD_ROWS = 100_000
@@ -99,33 +155,20 @@ def fit_lightgbm(X, y, validation_order, cfg: LightGBMConfig, seed: int, min_cat
     return Pipeline([("encode", encoder), ("model", model)])
 
 
-def _signed_log(values):
-    # Counts and recencies are heavy-tailed; a signed log keeps order and sign while taming outliers.
-    return np.sign(values) * np.log1p(np.abs(values))
-
-
 def logistic_pipeline(min_category_count: int, c: float, seed: int, *, signed_log: bool) -> Pipeline:
     """One-hot + impute + scale + L2 logistic regression, on the raw feature frame."""
     numeric_steps = [SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)]
     if signed_log:
-        numeric_steps.append(FunctionTransformer(_signed_log, feature_names_out="one-to-one"))
+        numeric_steps.append(FunctionTransformer(signed_log, feature_names_out="one-to-one"))
     numeric_steps.append(StandardScaler())
     prepare = ColumnTransformer(
         [
-            ("numeric", make_pipeline(*numeric_steps), _numeric_selector),
-            ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), _categorical_selector),
+            ("numeric", make_pipeline(*numeric_steps), numeric_columns),
+            ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical_columns),
         ]
     )
     model = LogisticRegression(C=c, max_iter=2000, random_state=seed)
     return Pipeline([("encode", FrameEncoder(min_category_count)), ("prepare", prepare), ("model", model)])
-
-
-def _numeric_selector(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if not isinstance(frame[c].dtype, pd.CategoricalDtype)]
-
-
-def _categorical_selector(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
 
 
 def fit_logistic(X, y, c: float, min_category_count: int, seed: int) -> Pipeline:

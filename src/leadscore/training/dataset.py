@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from leadscore.config import Config, DataConfig
-from leadscore.data.io import read_table
 from leadscore.data.personal import personal_columns
+from leadscore.data.sources import read_table
 from leadscore.data.validation import (
     binary_label,
     check_ids,
@@ -21,7 +21,6 @@ from leadscore.data.validation import (
     validate_numeric,
 )
 from leadscore.errors import ConfigError, InputError
-from leadscore.schema import ROW_ID
 from leadscore.features.events import (
     LABEL_COLUMN,
     SNAPSHOT_COLUMN,
@@ -31,6 +30,7 @@ from leadscore.features.events import (
     load_event_log,
     training_rows,
 )
+from leadscore.schema import ROW_ID
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from leadscore.config import Config, ModelConfig
+from leadscore.config import FeatureGroups, ModelConfig, StageConfig
 from leadscore.features.events import DAYS_TO_CONVERSION
 from leadscore.model.dimensions import (
     DIMENSIONS,
@@ -18,51 +18,57 @@ from leadscore.model.dimensions import (
     stage_target,
 )
 from leadscore.training.calibration import calibrate
-from leadscore.training.candidates import fit_candidates, fit_lightgbm
+from leadscore.training.candidates import candidate, fit_candidates, fit_lightgbm
 from leadscore.training.tournament import run_tournament
 
 
-def dimension_columns(cfg: Config, feature_columns: list[str]) -> dict[str, list[str]]:
-    """The columns each dimension model uses (see the module docstring for engagement)."""
-    groups = {name: resolve_group(getattr(cfg.groups, name), feature_columns) for name in DIMENSIONS}
-    if cfg.data.form == "event_log":
-        groups["engagement"] = [c for c in groups["engagement"] if c.endswith("_decayed")]
-    return groups
+def dimension_columns(groups: FeatureGroups, form: str, feature_columns: list[str]) -> dict[str, list[str]]:
+    """The columns each dimension model uses: its group's columns; for an event log (`form`), engagement
+    keeps only the decayed activity columns (see `leadscore.model.dimensions`)."""
+    columns = {name: resolve_group(getattr(groups, name), feature_columns) for name in DIMENSIONS}
+    if form == "event_log":
+        columns["engagement"] = [c for c in columns["engagement"] if c.endswith("_decayed")]
+    return columns
 
 
-def fit_dimensions(windows: dict[str, pd.DataFrame], label_column: str, validation_order: np.ndarray, cfg: Config,
+def fit_dimensions(windows: dict[str, pd.DataFrame], label_column: str, validation_order: np.ndarray,
+                   model_cfg: ModelConfig, groups: FeatureGroups, stage_cfg: StageConfig, form: str,
                    feature_columns: list[str]) -> DimensionScorer:
-    """Train and calibrate every dimension that has columns; report the others as absent."""
+    """Train and calibrate every dimension that has columns, report the others as absent, and read the
+    stage average and the grade quartiles on the calibration window."""
     train, calibration = windows["train"], windows["calibration"]
     models, absent = {}, {}
-    for name, columns in dimension_columns(cfg, feature_columns).items():
+    for name, columns in dimension_columns(groups, form, feature_columns).items():
         if not columns:
             absent[name] = f"groups.{name} names no feature column"
             continue
-        target = (lambda w: stage_target(w, label_column, cfg.stage)) if name == "stage" else (lambda w: w[label_column].to_numpy())
+        target = (lambda w: stage_target(w, label_column, stage_cfg)) if name == "stage" else (lambda w: w[label_column].to_numpy())
         y_train, y_cal = target(train), target(calibration)
         if min(np.bincount(y_train, minlength=2).min(), np.bincount(y_cal, minlength=2).min()) < 2:
             absent[name] = "too few conversions in the train or calibration window for its target"
             continue
-        models[name] = _fit_one(name, columns, train, y_train, calibration, y_cal, validation_order, cfg)
-    scorer = DimensionScorer(models=models, absent=absent, stage_lifts=(cfg.stage.consideration_lift, cfg.stage.decision_lift))
-    p_cal = scorer.probabilities(calibration)
-    if "stage" in p_cal:
-        scorer.stage_average = float(p_cal["stage"].mean())
-    scorer.quartiles = {name: np.quantile(p, [0.25, 0.5, 0.75]) for name, p in p_cal.items() if name != "stage"}
-    return scorer
+        models[name] = _fit_one(name, columns, train, y_train, calibration, y_cal, validation_order, model_cfg, stage_cfg, form)
+    p_cal = {name: model.predict_proba(calibration) for name, model in models.items()}
+    return DimensionScorer(
+        models=models, absent=absent,
+        stage_average=float(p_cal["stage"].mean()) if "stage" in p_cal else None,
+        stage_lifts=(stage_cfg.consideration_lift, stage_cfg.decision_lift),
+        quartiles={name: np.quantile(p, [0.25, 0.5, 0.75]) for name, p in p_cal.items() if name != "stage"},
+    )
 
 
-def _fit_one(name, columns, train, y_train, calibration, y_cal, validation_order, cfg: Config) -> DimensionModel:
-    model_cfg: ModelConfig = cfg.model
-    target = (f"conversion within {cfg.stage.horizon_days} days" if name == "stage" and DAYS_TO_CONVERSION in train.columns
+def _fit_one(name, columns, train, y_train, calibration, y_cal, validation_order, model_cfg: ModelConfig,
+             stage_cfg: StageConfig, form: str) -> DimensionModel:
+    target = (f"conversion within {stage_cfg.horizon_days} days" if name == "stage" and DAYS_TO_CONVERSION in train.columns
               else "conversion within the horizon")
-    if name == "engagement" and cfg.data.form == "event_log":
+    if name == "engagement" and form == "event_log":
+        # Monotone in every decayed count, so that the same activities further in the past never score higher.
         pipeline = fit_lightgbm(
             train[columns], y_train, validation_order, model_cfg.lightgbm, model_cfg.seed, model_cfg.min_category_count,
             monotone_constraints=[1] * len(columns),
         )
-        classifier, _, _ = calibrate(pipeline, calibration[columns], y_cal, model_cfg.calibration, model_cfg.seed)
+        classifier, _, _ = calibrate(pipeline, candidate("lightgbm").kind, calibration[columns], y_cal,
+                                     model_cfg.calibration, model_cfg.seed)
         return DimensionModel(name, columns, classifier, target, "lightgbm (monotone)")
     fitted = fit_candidates(train[columns], y_train, validation_order, model_cfg)
     winner, _ = run_tournament(fitted, calibration[columns], y_cal, model_cfg)

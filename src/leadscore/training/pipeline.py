@@ -1,6 +1,8 @@
 """The training pipeline: data -> windows -> tournament -> calibrated scorer -> evaluation.
 
-Pure wiring of the stage modules; MLflow logging lives in `leadscore.registry`.
+Pure wiring of the stage modules, and the one place that reads the whole `Config`: each stage gets its
+own section. Every part of the scorer is fitted first; the scorer is then built whole, in one call, and
+not changed after. MLflow logging lives in `leadscore.registry`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ from leadscore.reporting.metrics import (
 )
 from leadscore.reporting.plots import calibration_figure, gains_figure, score_histogram
 from leadscore.schema import probability_to_score
-from leadscore.training.candidates import fit_candidates, logistic_pipeline
+from leadscore.training.candidates import (
+    check_candidates,
+    fit_candidates,
+    logistic_pipeline,
+)
 from leadscore.training.cutoffs import choose_cutoffs
 from leadscore.training.dataset import (
     TrainingTable,
@@ -38,6 +44,7 @@ from leadscore.training.dataset import (
 )
 from leadscore.training.dimensions import fit_dimensions
 from leadscore.training.leakage import LeakageReport, guard
+from leadscore.training.preflight import check_against_data
 from leadscore.training.split import Split, split_frame
 from leadscore.training.tournament import Candidate, refit_winner, run_tournament
 
@@ -73,6 +80,8 @@ def train(cfg: Config) -> TrainingResult:
 
 def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
     """Fit a scorer on a loaded training table (see `leadscore.training.dataset`), as `cfg` describes."""
+    check_against_data(cfg, table)  # every config mistake the data reveals, before anything is fitted
+    check_candidates(cfg.model.candidates)  # an unknown candidate stops training before anything is fitted
     # Before anything is fitted: warn about (in strict mode, refuse) columns that may be known only after the outcome.
     leaks = guard(table.frame, table.feature_columns, table.label_column, cfg.leakage,
                   cfg.data.post_outcome_columns, seed=cfg.model.seed)
@@ -88,6 +97,7 @@ def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
     features, label = table.feature_columns, table.label_column
     X_train, y_train = split.train[features], split.train[label].to_numpy()
     X_cal, y_cal = split.calibration[features], split.calibration[label].to_numpy()
+    X_test = split.test[features]
 
     validation_order = _validation_order(split, table, cfg.model.seed)
     fitted = fit_candidates(X_train, y_train, validation_order, cfg.model)
@@ -95,27 +105,33 @@ def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
     refit = refit_winner(winner, fitted[winner.name], X_train, y_train, X_cal, y_cal, cfg.model,
                          groups=split.calibration[table.id_column].to_numpy())
     winner = refit.candidate
+    dimensions = fit_dimensions(split.windows(), label, validation_order, cfg.model, cfg.groups, cfg.stage,
+                                cfg.data.form, features)
+    cutoffs = choose_cutoffs(refit.p_calibration, y_cal, cfg.cutoffs)
+    # The refitted model learned from both windows: its contributions are measured against them.
+    explainer = build_explainer(winner.classifier, pd.concat([X_train, X_cal]), features, cfg.groups, cfg.reasons,
+                                table.event_spec)
+    p_test = winner.classifier.predict_proba(X_test)[:, 1]  # the test window's probabilities, for every measure below
+    encoder = refit.model["encode"]  # every candidate's pipeline starts with it (see `training.candidates`)
     scorer = LeadScorer(
         classifier=winner.classifier,
-        encoder=refit.model["encode"],
+        encoder=encoder,
         id_column=table.id_column,
         feature_columns=features,
         event_spec=table.event_spec,
-        na_values=tuple(cfg.data.na_values),
         metadata=_metadata(winner.name, winner.calibration_method, split.method, horizon),
+        dimensions=dimensions,
+        cutoffs=cutoffs,
+        reference=build_reference(X_train, encoder.categories_, p_test),
+        explainer=explainer,
+        na_values=tuple(cfg.data.na_values),
     )
-    scorer.dimensions = fit_dimensions(split.windows(), label, validation_order, cfg, features)
-    scorer.cutoffs = choose_cutoffs(refit.p_calibration, y_cal, cfg.cutoffs)
-    # The refitted model learned from both windows: its contributions are measured against them.
-    scorer.explainer = build_explainer(winner.classifier, pd.concat([X_train, X_cal]), features, cfg, table.event_spec)
     result = TrainingResult(
         scorer=scorer, table=table, split=split, winner=winner, candidates=candidates,
         metrics={}, tables={}, fingerprint=fingerprint(table.frame[[table.id_column, *features, label]]), leakage=leaks,
     )
-    p_test = scorer.predict_proba(split.test)  # the test window's probabilities, for every measure below
     _evaluate(result, cfg, X_train, y_train, p_test)
     result.tables["leakage_screen"] = leaks.table()
-    scorer.reference = build_reference(X_train, scorer.encoder.categories_, p_test)
     report = report_dimensions(scorer, split.windows(), label, cfg.stage, p_test)
     result.metrics.update(report.metrics)
     result.tables.update(report.tables)
@@ -126,7 +142,8 @@ def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
 def _train_points_fallback(cfg: Config, table: TrainingTable, horizon: float | None) -> TrainingResult:
     """Cold start: the hand-set rules as the scorer, measured on every labelled row (nothing was fitted)."""
     numeric = [c for c in table.feature_columns if pd.api.types.is_numeric_dtype(table.frame[c])]
-    scorer = points_fallback(cfg, table.id_column, table.feature_columns, numeric, table.event_spec,
+    scorer = points_fallback(cfg.points_baseline, cfg.points_cutoffs, cfg.groups, cfg.data.na_values,
+                             table.id_column, table.feature_columns, numeric, table.event_spec,
                              _metadata("points fallback", "none", "none", horizon))
     y = table.frame[table.label_column].to_numpy()
     points = points_score(table.frame, cfg.points_baseline)

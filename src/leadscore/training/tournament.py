@@ -1,9 +1,8 @@
-"""The model tournament: LightGBM against a regularised logistic regression, each calibrated.
+"""The model tournament: every registered candidate (`leadscore.training.candidates`), each calibrated.
 
-Both candidates are scikit-learn pipelines that start from the raw feature frame. Each is calibrated
-on the calibration window; the calibration method (sigmoid or isotonic) and the winning candidate
-are chosen by out-of-fold log loss *within* the calibration window, so the choice never sees the test
-window and a calibrator is never scored on the rows it was fitted on.
+Every candidate is calibrated on the calibration window; the calibration method (sigmoid or isotonic)
+and the winning candidate are chosen by out-of-fold log loss *within* the calibration window, so the
+choice never sees the test window and a calibrator is never scored on the rows it was fitted on.
 
 The winner is then refitted on the training and calibration windows together (`refit_winner`): the
 calibration window holds the latest labelled rows before the test window, and a model that never learns
@@ -17,20 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import log_loss
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from leadscore.config import ModelConfig
-from leadscore.training.calibration import (
-    _EPS,
-    _calibrate_scores,
-    _raw_scores,
-    _response,
-    calibrate,
-)
+from leadscore.model.calibrated import CalibratedModel
+from leadscore.model.kinds import model_kind
+from leadscore.training.calibration import EPS, calibrate, calibrate_scores
+from leadscore.training.candidates import candidate
 
 
 @dataclass(frozen=True)
@@ -38,19 +32,20 @@ class Candidate:
     """One calibrated candidate and how it did on the calibration window."""
 
     name: str
-    classifier: CalibratedClassifierCV | None  # None for the points fallback, which is not a classifier
+    classifier: CalibratedModel | None  # None for the points fallback, which is not a classifier
     calibration_method: str
     calibration_log_loss: float
     details: dict
 
 
 def run_tournament(fitted: dict[str, Pipeline], X_cal, y_cal, cfg: ModelConfig) -> tuple[Candidate, list[Candidate]]:
-    """Calibrate every candidate; the winner has the lowest out-of-fold calibration log loss."""
+    """Calibrate every fitted candidate (keyed by its registry name); the winner has the lowest
+    out-of-fold calibration log loss."""
     candidates = []
     for name, model in fitted.items():
-        classifier, method, loss = calibrate(model, X_cal, y_cal, cfg.calibration, cfg.seed)
-        details = {"n_trees": int(model[-1].n_estimators)} if name == "lightgbm" else {}
-        candidates.append(Candidate(name, classifier, method, loss, details))
+        spec = candidate(name)
+        classifier, method, loss = calibrate(model, spec.kind, X_cal, y_cal, cfg.calibration, cfg.seed)
+        candidates.append(Candidate(name, classifier, method, loss, spec.details(model)))
     winner = min(candidates, key=lambda c: c.calibration_log_loss)
     return winner, candidates
 
@@ -78,22 +73,20 @@ def refit_winner(winner: Candidate, model: Pipeline, X_train: pd.DataFrame, y_tr
     would be too confident. The out-of-fold probabilities are returned too, for anything else chosen on
     the calibration window (the cutoffs).
     """
+    kind = winner.classifier.kind
     refitted = clone(model).fit(pd.concat([X_train, X_cal]), np.concatenate([y_train, y_cal]))
-    scores = _held_out_scores(model, X_train, y_train, X_cal, y_cal, groups, cfg.seed)
-    calibrator = _calibrate_scores(scores, y_cal, winner.calibration_method, _response(model))
-    classifier = CalibratedClassifierCV(FrozenEstimator(refitted), method=winner.calibration_method).fit(X_cal, y_cal)
-    # Fitted on X_cal, the calibrator above saw the refitted model's own (in-sample) scores; it is
-    # replaced by the one fitted on out-of-fold scores, which maps the same kind of raw output.
-    classifier.calibrated_classifiers_[0].calibrators[0] = calibrator.calibrated_classifiers_[0].calibrators[0]
+    scores = _held_out_scores(model, kind, X_train, y_train, X_cal, y_cal, groups, cfg.seed)
+    calibrator = calibrate_scores(scores, y_cal, winner.calibration_method)
+    classifier = CalibratedModel(refitted, kind, calibrator)
     p_calibration = calibrator.predict_proba(scores)[:, 1]
-    loss = float(log_loss(y_cal, np.clip(p_calibration, _EPS, 1 - _EPS), labels=[0, 1]))
+    loss = float(log_loss(y_cal, np.clip(p_calibration, EPS, 1 - EPS), labels=[0, 1]))
     candidate = Candidate(winner.name, classifier, winner.calibration_method, loss,
                           {**winner.details, "refit_rows": len(y_train) + len(y_cal)})
     return Refit(candidate, refitted, p_calibration)
 
 
-def _held_out_scores(model: Pipeline, X_train, y_train, X_cal, y_cal, groups, seed: int) -> np.ndarray:
-    """Raw scores of each calibration row by a clone of `model` fitted on the training window and the other folds."""
+def _held_out_scores(model: Pipeline, kind: str, X_train, y_train, X_cal, y_cal, groups, seed: int) -> np.ndarray:
+    """Raw output for each calibration row, by a clone of `model` fitted on the training window and the other folds."""
     n_splits = max(2, min(_REFIT_FOLDS, int(np.bincount(y_cal).min())))
     if groups is not None and len(np.unique(groups)) < len(groups):
         folds = GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(X_cal, y_cal, groups)
@@ -102,5 +95,5 @@ def _held_out_scores(model: Pipeline, X_train, y_train, X_cal, y_cal, groups, se
     scores = np.empty((len(y_cal), 1))
     for fit_rows, held_rows in folds:
         fold_model = clone(model).fit(pd.concat([X_train, X_cal.iloc[fit_rows]]), np.concatenate([y_train, y_cal[fit_rows]]))
-        scores[held_rows] = _raw_scores(fold_model, X_cal.iloc[held_rows])
+        scores[held_rows, 0] = model_kind(kind).raw_output(fold_model, X_cal.iloc[held_rows])
     return scores

@@ -1,4 +1,5 @@
-"""Helpers for the scoring tests: a small champion model in a throwaway store, and reading outputs."""
+"""Plain helpers shared by the tests (fixtures live in conftest.py): configs and tables to train on, a
+throwaway MLflow store, a small champion model, the command line run in-process, and background servers."""
 
 from __future__ import annotations
 
@@ -13,19 +14,81 @@ from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import requests
 import yaml
-from conftest import make_snapshot, snapshot_config, using_store
 
 from leadscore.cli import main
+from leadscore.config import Config, parse_config
 
 CHAMPION = "models:/leadscore@champion"
 PROVENANCE = ["model_name", "model_version", "scored_at"]
+REPO = Path(__file__).parents[1]
+
+
+# Configs and tables to train on.
+def demo_config(data_dir: Path, **overrides) -> dict:
+    """The demo configuration (configs/demo.yaml) pointed at `data_dir`, as a dict to tweak; a smaller model
+    and a snapshot schedule that fits the test funnel. `overrides` update whole sections."""
+    raw = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    raw["data"]["path"] = str(data_dir)
+    raw["event_log"]["snapshots"] = {"first": "2025-03-01", "last": "2027-01-01", "every_days": 28}
+    raw["model"]["lightgbm"] = {"n_estimators": 300, "learning_rate": 0.08}
+    for section, values in overrides.items():
+        raw.setdefault(section, {}).update(values)
+    return raw
+
+
+def build_config(raw: dict) -> Config:
+    """Validate a config dict as the command line validates a config file."""
+    return parse_config(raw, source="test config")
+
+
+def make_snapshot(n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """A small snapshot table whose label follows a known logistic rule in `visits` and `company_size`."""
+    rng = np.random.default_rng(seed)
+    size = rng.choice(["1-10", "11-50", "51-200", "201+"], n)
+    visits = rng.poisson(3, n)
+    logit = -2.5 + 0.35 * visits + np.select([size == "201+", size == "1-10"], [1.0, -1.0], 0.0)
+    return pd.DataFrame({
+        "lead_id": [f"L{i:05d}" for i in range(n)],
+        "created_at": pd.date_range("2025-01-01", periods=n, freq="h", tz="UTC").astype(str),
+        "email": [f"person{i}@example.com" for i in range(n)],
+        "company_size": size,
+        "visits": visits,
+        "converted": rng.binomial(1, 1 / (1 + np.exp(-logit))),
+    })
+
+
+def snapshot_config(path, **data_overrides) -> dict:
+    """A snapshot-form config for `make_snapshot` tables."""
+    return {
+        "data": {"form": "snapshot", "path": str(path), "label_column": "converted", "time_column": "created_at",
+                 **data_overrides},
+        "model": {"min_conversions": 20, "lightgbm": {"n_estimators": 100}},
+        "groups": {"fit": ["company_size"], "engagement": ["visits"]},
+        "cutoffs": {"sql": {"policy": "top_fraction", "fraction": 0.1}},
+        "points_baseline": [{"column": "visits", "op": ">=", "value": 4, "points": 20}],
+    }
+
+
+# MLflow stores, the command line and a small champion model.
+@contextmanager
+def using_store(folder: Path) -> Iterator[Path]:
+    """Point MLflow at the SQLite store in `folder` (tracking URI and working folder) for the block."""
+    import mlflow
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        patch.chdir(folder)
+        yield folder
+    mlflow.set_tracking_uri(None)
 
 
 def cli(*argv) -> int:
+    """Run the command line in this process with `argv` (any values, as text); its exit code."""
     return main([str(a) for a in argv])
 
 
@@ -38,7 +101,7 @@ def run_cli(*argv) -> tuple[int, str, str]:
 
 
 def write_training_config(folder: Path, rows: int = 3000, seed: int = 0) -> Path:
-    """A `conftest.make_snapshot` table and its `snapshot_config` in `folder`; the config file."""
+    """A `make_snapshot` table and its `snapshot_config` in `folder`; the config file."""
     make_snapshot(rows, seed=seed).to_csv(folder / "train.csv", index=False)
     config = folder / "config.yaml"
     config.write_text(yaml.safe_dump(snapshot_config(folder / "train.csv")))
@@ -46,7 +109,7 @@ def write_training_config(folder: Path, rows: int = 3000, seed: int = 0) -> Path
 
 
 def train_and_promote(folder: Path, rows: int = 3000) -> None:
-    """Train the snapshot model of `conftest.make_snapshot` and make it champion (tracking URI already set)."""
+    """Train the snapshot model of `make_snapshot` and make it champion (tracking URI already set)."""
     assert cli("train", "--config", write_training_config(folder, rows)) == 0, "training the test model failed"
     assert cli("promote", "--name", "leadscore") == 0, "promoting the test model failed"
 
@@ -69,6 +132,7 @@ def champion_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield folder
 
 
+# Leads to score, and what a scoring job writes.
 def leads_to_score(rows: int, seed: int) -> pd.DataFrame:
     """Leads shaped like the training table, without the label."""
     return make_snapshot(rows, seed=seed).drop(columns=["converted"])
@@ -100,7 +164,9 @@ def read_output(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+# Servers.
 def free_port() -> int:
+    """A TCP port free on this machine at the moment of asking."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
