@@ -28,6 +28,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from leadscore.config import LightGBMConfig, ModelConfig
 from leadscore.errors import ConfigError
+from leadscore.model import encoding
 from leadscore.model.encoding import (
     FrameEncoder,
     categorical_columns,
@@ -159,7 +160,7 @@ def logistic_pipeline(min_category_count: int, c: float, seed: int, *, signed_lo
     """One-hot + impute + scale + L2 logistic regression, on the raw feature frame."""
     numeric_steps = [SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)]
     if signed_log:
-        numeric_steps.append(FunctionTransformer(signed_log, feature_names_out="one-to-one"))
+        numeric_steps.append(FunctionTransformer(encoding.signed_log, feature_names_out="one-to-one"))
     numeric_steps.append(StandardScaler())
     prepare = ColumnTransformer(
         [
