@@ -71,6 +71,8 @@ def snapshot_config(path, **data_overrides) -> dict:
         "groups": {"fit": ["company_size"], "engagement": ["visits"]},
         "cutoffs": {"sql": {"policy": "top_fraction", "fraction": 0.1}},
         "points_baseline": [{"column": "visits", "op": ">=", "value": 4, "points": 20}],
+        # Named outright: a config file without this section registers under its own file name.
+        "tracking": {"experiment": "leadscore", "registered_model": "leadscore"},
     }
 
 

@@ -16,6 +16,8 @@ from leadscore.model.calibrated import CalibratedModel
 from leadscore.training.calibration import (
     calibrate,
     calibrate_scores,
+    direction_problem,
+    fit_calibrator,
     out_of_fold_log_loss,
 )
 from leadscore.training.candidates import CANDIDATES, fit_candidates
@@ -120,3 +122,72 @@ def test_a_calibrated_model_survives_pickling_unchanged(data, calibrated):
     for key, model in calibrated.items():
         again = pickle.loads(pickle.dumps(model))
         np.testing.assert_array_equal(again.predict_proba(data["X_cal"]), model.predict_proba(data["X_cal"]), err_msg=str(key))
+
+
+def _inverted_window(seed: int = 2, n: int = 1500, strength: float = 1.0):
+    """Raw outputs of a model and labels from a calibration window where conversion *falls* as the raw output rises."""
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(scale=1.5, size=n)
+    y = rng.binomial(1, 1 / (1 + np.exp(-(-strength * scores - 1.5))))
+    return scores, y
+
+
+def test_a_sigmoid_fitted_on_an_inverted_window_is_replaced_and_the_model_is_never_inverted():
+    # Given a calibration window whose labels fall as the model's raw output rises,
+    scores, y = _inverted_window()
+    grid = np.quantile(scores, np.linspace(0.01, 0.99, 50))
+    # (a plain sigmoid fit would learn the inverted slope: that is what the guard is for)
+    plain = calibrate_scores(scores, y, "sigmoid").predict_proba(grid.reshape(-1, 1))[:, 1]
+    assert plain[-1] < plain[0], "the unguarded sigmoid inverts the model on this window"
+
+    # when the guarded calibrator is fitted with sigmoid asked for,
+    fitted = fit_calibrator(scores, y, "sigmoid")
+    p = fitted.calibrator.predict_proba(grid.reshape(-1, 1))[:, 1]
+
+    # then it never falls as the raw output rises, uses isotonic instead, and says why.
+    assert (np.diff(p) >= -1e-12).all(), "the guarded calibration is non-decreasing"
+    assert fitted.method == "isotonic" and fitted.calibrator.method == "isotonic"
+    assert "sigmoid" in fitted.note and "fell" in fitted.note, fitted.note
+    # On a window with nothing but an inverted relation, the non-decreasing fit is flat: the window's base rate.
+    np.testing.assert_allclose(p, y.mean(), atol=1e-9, err_msg="every lead gets the base rate")
+    assert "base rate" in fitted.note
+
+
+def test_a_calibrator_that_rises_with_the_raw_output_is_kept_as_it_is():
+    # Given raw outputs that rank the calibration window the right way round,
+    scores, y = _inverted_window(seed=3)
+    scores = -scores
+    for method in METHODS:
+        # when calibrated, then the method asked for is used, with no note, and the fit is the plain one.
+        fitted = fit_calibrator(scores, y, method)
+        assert fitted.method == method and fitted.note == "", fitted.note
+        grid = np.linspace(scores.min(), scores.max(), 40).reshape(-1, 1)
+        np.testing.assert_array_equal(fitted.calibrator.predict_proba(grid), calibrate_scores(scores, y, method).predict_proba(grid))
+        assert direction_problem(fitted.calibrator, scores) is None
+
+
+@given(seed=st.integers(0, 10_000), strength=st.floats(-3, 3))
+def test_scikit_learns_isotonic_calibration_never_falls(seed, strength):
+    # Whatever the window's relation (right way round, inverted or none), isotonic calibration is non-decreasing:
+    # the guard relies on it (and raises if it ever were not).
+    scores, y = _inverted_window(seed=seed, n=300, strength=strength)
+    if len(np.unique(y)) < 2:
+        return
+    calibrator = calibrate_scores(scores, y, "isotonic")
+    grid = np.sort(np.concatenate([scores, np.linspace(-10, 10, 50)])).reshape(-1, 1)
+    assert (np.diff(calibrator.predict_proba(grid)[:, 1]) >= -1e-12).all()
+    direction_problem(calibrator, scores)  # never raises for scikit-learn's fit
+
+
+def test_a_calibrated_model_on_an_inverted_window_records_why(data, calibrated):
+    # Given a fitted model and a calibration window whose labels are turned round (a model that ranks it backwards),
+    model = calibrated["logistic", "sigmoid"].model
+    y_inverted = 1 - data["y_cal"]
+
+    # when it is calibrated with sigmoid,
+    chosen, method, _ = calibrate(model, CANDIDATES["logistic"].kind, data["X_cal"], y_inverted, "sigmoid", CFG.seed)
+
+    # then the calibrated model never ranks leads the other way round from its raw output, and carries the reason.
+    raw = np.sort(chosen.raw_output(data["X_cal"]))
+    assert (np.diff(chosen.probability_of_raw(raw)) >= -1e-12).all()
+    assert method == "isotonic" == chosen.method and chosen.note, chosen.note

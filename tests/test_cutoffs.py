@@ -11,6 +11,7 @@ from leadscore.config import (
     CutoffsConfig,
     KeepConversions,
     MinConversionRate,
+    MinLift,
     TopFraction,
 )
 from leadscore.errors import ConfigError
@@ -84,3 +85,57 @@ def test_mql_cutoff_is_never_above_sql_and_bands_partition_the_leads(seed, recal
     assert table["leads"].sum() == len(p) and table["conversions"].sum() == y.sum(), "bands partition the leads"
     assert (table["rate_ci_low"].fillna(0) <= table["conversion_rate"].fillna(0) + 1e-12).all()
     assert 0 <= cutoffs.mql_points <= cutoffs.sql_points <= 100, "points are the probabilities on the 0-100 scale"
+
+
+# Defaults relative to the base rate: they hold on any data, and say so when they can only be approached.
+def test_default_policies_never_stop_training_and_warn_when_only_approached():
+    # Given a weak model whose ranking shows no lift at all (probabilities unrelated to the outcome)
+    rng = np.random.default_rng(3)
+    p, y = rng.uniform(0, 1, 3000), rng.binomial(1, 0.1, 3000)
+    # When the default cutoffs are chosen
+    cutoffs = choose_cutoffs(p, y, CutoffsConfig())
+    # Then they are chosen all the same, with a warning that names the policy
+    assert 0 <= cutoffs.mql <= cutoffs.sql <= 1
+    assert any("cutoffs.sql" in w and "best achievable" in w for w in cutoffs.warnings), cutoffs.warnings
+    assert (p >= cutoffs.sql).mean() <= 1 / 3 + 1 / len(p) * 10, "a lift of 3 is sought among at most a third of leads"
+
+
+@given(seed=st.integers(0, 10_000), base=st.floats(0.01, 0.6))
+def test_defaults_hold_for_any_base_rate(seed, base):
+    rng = np.random.default_rng(seed)
+    p = rng.beta(1, 1 / base - 1 if base < 0.5 else 1, 800)
+    y = rng.binomial(1, np.clip(p, 0, 1))
+    if y.sum() == 0:
+        return
+    cutoffs = choose_cutoffs(p, y, CutoffsConfig())
+    assert cutoffs.mql <= cutoffs.sql, "MQL never above SQL"
+
+
+def test_min_lift_is_relative_to_the_windows_average():
+    p, y = calibrated_sample()
+    policy = MinLift(policy="min_lift", lift=2.0, confidence=0.9)
+    cutoff, text = choose_cutoff(p, y, policy, which="sql")
+    above = p >= cutoff
+    bound = clopper_pearson_lower(np.array([y[above].sum()]), np.array([above.sum()]), 0.9)[0]
+    assert bound >= 2.0 * y.mean(), "conversion above the cutoff is at least twice the average, with confidence"
+    assert "2x the average" in text
+
+
+def test_unreachable_lift_stops_only_when_asked():
+    p, y = calibrated_sample(800)
+    policy = MinLift(policy="min_lift", lift=8.0, confidence=0.99, if_unreachable="stop")
+    with pytest.raises(ConfigError, match="best achievable lower bound"):
+        choose_cutoff(p, y, policy, which="sql")
+
+
+def test_an_empty_mql_band_is_a_warning_and_an_error_in_strict_mode():
+    # Given policies where the MQL policy asks for a higher cutoff than the SQL one
+    p, y = calibrated_sample()
+    policies = dict(mql=KeepConversions(policy="recall", recall=0.3), sql=TopFraction(policy="top_fraction", fraction=0.5))
+    # Then the MQL band is empty, which is said, never silent
+    cutoffs = choose_cutoffs(p, y, CutoffsConfig(**policies))
+    assert cutoffs.mql == cutoffs.sql
+    assert any("MQL band is empty" in w for w in cutoffs.warnings), cutoffs.warnings
+    # And in strict mode it stops training
+    with pytest.raises(ConfigError, match="MQL band is empty"):
+        choose_cutoffs(p, y, CutoffsConfig(**policies, strict=True))

@@ -298,8 +298,8 @@ def test_explain_command_and_logged_explanations(trained, synthetic_dir, trackin
 
 
 def _fitted_rows(result) -> pd.DataFrame:
-    """The rows the winner was refitted on: the training and calibration windows."""
-    return pd.concat([result.split.train, result.split.calibration])
+    """The rows the registered model was refitted on: every window."""
+    return pd.concat([result.split.train, result.split.calibration, result.split.test])
 
 
 def _a_lead_with_a_demo_request(folder) -> str:

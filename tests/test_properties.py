@@ -309,3 +309,79 @@ def test_event_features_count_only_what_happened_before_the_scoring_time(tmp_pat
     expected = [sum(1 for e in events if e[0] == lead and e[3] == "visit" and e[1] < utc(as_of)) for lead in lead_ids]
     assert features["visit_count"].tolist() == expected
     assert (features["days_since_last_activity"].dropna() > 0).all(), "nothing from the scoring time or later"
+
+
+# Hostile generators (issue 13): encodings, personal names in four languages, personal values, future
+# timestamps, leading-zero ids and formula cells. None trains a model: they check the reading and personal
+# data rules directly, so they run in the default (derandomized) profile in seconds.
+from leadscore.data.personal import personal_decisions  # noqa: E402
+from leadscore.data.sources import open_table, read_table  # noqa: E402
+from leadscore.data.streams import TableWriter  # noqa: E402
+
+ENCODINGS = st.sampled_from(["utf-8", "utf-8-sig", "cp1252", "latin-1"])
+SEPARATORS = st.sampled_from([",", ";", "\t", "|"])
+PERSONAL_NAMES = st.sampled_from([
+    "email", "E-Mail-Adresse", "emailAddress", "correo electrónico", "courriel", "phone_number", "Telefonnummer",
+    "phoneNumber", "téléphone", "teléfono", "first name", "Vorname", "Nachname", "prénom", "apellidos",
+    "Straße", "street-address", "dirección", "linkedin_url", "IBAN", "Geburtsdatum", "fecha de nacimiento",
+])
+PERSONAL_VALUES = st.sampled_from([
+    "anna.schmidt@example.de", "+49 170 1234567", "0049 30 12345678", "DE89 3704 0044 0532 0130 00",
+    "https://www.linkedin.com/in/anna-schmidt", "192.168.10.25", "2001:db8::8a2e:370:7334", "612 34 56 78",
+])
+LEADING_ZERO_IDS = st.lists(st.from_regex(r"0{1,4}[1-9][0-9]{0,4}", fullmatch=True), min_size=1, max_size=12, unique=True)
+FORMULA_CELLS = st.builds(lambda start, rest: start + rest, st.sampled_from(["=", "+", "-", "@", "\t", "\r"]),
+                          st.text(alphabet="ABC1(),!| ", min_size=1, max_size=12))
+GERMAN_TEXT = st.text(alphabet="abcäöüßÄÖÜéè °-", min_size=1, max_size=10)  # all four encodings hold these.map(str.strip).filter(bool)
+
+
+@settings(max_examples=25)  # each case writes and reads a file
+@given(ids=LEADING_ZERO_IDS, encoding=ENCODINGS, separator=SEPARATORS, texts=st.data())
+def test_any_encoding_and_separator_reads_the_same_table_and_ids_stay_text(tmp_path_factory, ids, encoding, separator, texts):
+    values = [texts.draw(GERMAN_TEXT) for _ in ids]
+    path = tmp_path_factory.mktemp("enc") / "t.csv"
+    frame = pd.DataFrame({"lead_id": ids, "Firmengröße": values})
+    path.write_bytes(frame.to_csv(index=False, sep=separator).encode(encoding))
+    whole = read_table(path, text_columns=["lead_id"])
+    chunks = pd.concat(open_table(path).chunks(["lead_id", "Firmengröße"], 5), ignore_index=True)
+    assert whole["lead_id"].tolist() == ids and chunks["lead_id"].tolist() == ids, "ids byte-exact as text"
+    assert chunks["Firmengröße"].str.strip().tolist() == [v.strip() for v in values]
+
+
+@given(name=PERSONAL_NAMES, value=PERSONAL_VALUES, seed=st.integers(0, 3))
+def test_personal_names_and_values_are_always_found(name, value, seed):
+    n = 40
+    frame = pd.DataFrame({
+        name: [f"x{i}" for i in range(n)],
+        "source_detail": ["webinar"] * (n - 1) + [value],  # one planted value in an innocent column
+        "company_size": ["1-10"] * n,
+    })
+    decided = {d.column: d for d in personal_decisions(frame, seed=seed)}
+    assert decided[name].personal, decided[name]
+    assert decided["source_detail"].personal and decided["source_detail"].kind == "value"
+    assert not decided["company_size"].personal
+    assert all(value not in d.why for d in decided.values()), "decisions never quote a value"
+
+
+@settings(max_examples=25)
+@given(cells=st.lists(FORMULA_CELLS, min_size=1, max_size=10))
+def test_formula_cells_never_reach_a_csv_output_as_formulas(tmp_path_factory, cells):
+    path = tmp_path_factory.mktemp("formula") / "o.csv"
+    with TableWriter(path, ".csv") as writer:
+        writer.write(pd.DataFrame({"reason_1": cells}))
+    written = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)["reason_1"]
+    for cell in written:
+        number = cell.lstrip("+-").replace(".", "", 1).isdigit()
+        assert number or not cell.startswith(("=", "+", "-", "@", "\t", "\r")), repr(cell)
+
+
+@given(years_ahead=st.integers(1, 200), as_of_given=st.booleans())
+def test_future_activities_never_move_the_default_scoring_time(years_ahead, as_of_given):
+    from leadscore.scoring.events import scoring_time
+
+    now = pd.Timestamp("2026-06-01", tz="UTC")
+    past = pd.to_datetime(["2026-01-01", "2026-05-01"], utc=True)
+    times = pd.Series([*past, now + pd.DateOffset(years=years_ahead)])
+    moment = scoring_time(times, "2026-03-01" if as_of_given else None, now=now)
+    expected = pd.Timestamp("2026-03-01", tz="UTC") if as_of_given else past[-1] + pd.Timedelta(seconds=1)
+    assert moment == expected

@@ -77,3 +77,37 @@ def test_a_bad_lead_is_refused_with_the_column_named(server):
     response = post(server, leads)
     assert response.status_code == 400, response.text
     assert "visits" in response.text and "many" in response.text, response.text
+
+
+def test_the_readme_example_works_as_written(store, server):
+    """README, "Real time": download the model's own input example, post it with curl."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    mlflow_cli = str(Path(sys.executable).parent / "mlflow")
+    subprocess.run([mlflow_cli, "artifacts", "download", "-u", f"{CHAMPION}/serving_input_example.json", "-d", str(store)],
+                   check=True, capture_output=True, timeout=120)
+    example = store / "serving_input_example.json"
+    if shutil.which("curl") is None:
+        response = requests.post(f"{server}/invocations", data=example.read_bytes(),
+                                 headers={"Content-Type": "application/json"}, timeout=60)
+        assert response.status_code == 200, response.text
+        answer = response.json()
+    else:
+        done = subprocess.run(["curl", "-s", "-f", f"{server}/invocations", "-H", "Content-Type: application/json",
+                               "-d", f"@{example}"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        answer = json.loads(done.stdout)
+    scored = pd.DataFrame(answer["predictions"])
+    sent = json.loads(example.read_text())["dataframe_split"]["data"]
+    assert len(scored) == len(sent) and scored["p_convert"].between(0, 1).all(), "one scored row per lead sent"
+
+
+def test_leadscore_is_in_the_models_requirements(store):
+    import mlflow
+
+    folder = mlflow.artifacts.download_artifacts(f"{CHAMPION}/requirements.txt", dst_path=str(store / "reqs"))
+    assert any(line.startswith("leadscore==") for line in open(folder).read().splitlines()), \
+        "the model's environment installs leadscore, so serving needs no --env-manager local where it can be installed"

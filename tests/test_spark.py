@@ -133,3 +133,27 @@ def test_spark_engine_refuses_an_event_log_before_starting_spark(store, syntheti
     err = capsys.readouterr().err
     assert code == 4 and "snapshot tables" in err and "--engine pandas" in err, err
 
+
+
+@needs_spark
+def test_dotted_column_names_are_columns_not_struct_fields(store, spark, tmp_path):
+    # Given a table whose feature is named like the bank model's `emp.var.rate`, with a repeated id
+    from types import SimpleNamespace
+
+    from leadscore.data.sources import open_table
+    from leadscore.scoring.spark_engine import _SparkJob
+
+    path = tmp_path / "dotted.csv"
+    pd.DataFrame({"lead.id": ["a", "b", "a"], "emp.var.rate": ["1.1", "x", "-0.2"]}).to_csv(path, index=False)
+    scorer = SimpleNamespace(id_column="lead.id", feature_columns=["emp.var.rate"], numeric_columns=["emp.var.rate"])
+    job = SimpleNamespace(loaded=SimpleNamespace(scorer=scorer, name="m", version="1"), model_uri="runs:/x/m",
+                          settings=SimpleNamespace(reasons=False))
+
+    # When the spark engine reads and checks its rows
+    numbered, rows = _SparkJob(spark, job, None)._numbered(open_table(path).spark_frame(spark))
+    checked = _SparkJob(spark, job, None)._checked(numbered).orderBy("_row").toPandas()
+
+    # Then the dotted names are read as columns, and the row checks see them
+    assert rows == 3 and list(numbered.columns[:2]) == ["lead.id", "emp.var.rate"]
+    assert checked["reason"].isna().tolist() == [True, False, False]
+    assert checked["reason"].tolist()[1:] == ["bad value", "duplicate id"]

@@ -58,16 +58,34 @@ def train(config: Config | Mapping[str, Any] | str | PathLike) -> TrainedModel:
 
     `config` is a `Config`, a dict of the YAML file's content, or the path of a YAML file; it is validated
     before any work (ConfigError naming each bad key). The tracking store comes from MLFLOW_TRACKING_URI
-    (default: `mlflow.db` in the working folder) and is checked before training starts.
+    (default: `mlflow.db` in the working folder) and is checked before training starts; the MLflow run is open
+    for the whole training. Each stage logs one line with its time to the `leadscore.progress` logger.
     """
-    from leadscore.registry.runs import log_training
-    from leadscore.registry.store import connect
+    from leadscore.progress import StageClock, stage
+    from leadscore.registry.runs import log_training, training_run
     from leadscore.training.pipeline import train as run_training
 
     cfg = _config(config)
-    connect()  # fail before the expensive part when the tracking server is down
-    result = run_training(cfg)
-    return TrainedModel(result, log_training(result, cfg))
+    # The run is opened first (which also fails fast when the tracking server is down), so the UI shows the
+    # training while it runs; each stage's time is logged as it ends.
+    with training_run(cfg), StageClock("train") as clock:
+        result = run_training(cfg)
+        stage("logging")
+        registered = log_training(result, cfg)
+    _log_stage_times(clock.times, registered.run_id)
+    return TrainedModel(result, registered)
+
+
+def _log_stage_times(times: dict[str, float], run_id: str) -> None:
+    """Each stage's seconds as run metrics `time_<stage>_s`, so slow stages show beside the model's measures."""
+    import time
+
+    from mlflow.entities import Metric
+
+    from leadscore.registry.store import connect
+
+    now = int(1000 * time.time())
+    connect().log_batch(run_id, metrics=[Metric(f"time_{name}_s", round(seconds, 3), now, 0) for name, seconds in times.items()])
 
 
 def log_model(estimator: LeadScoreClassifier, *, name: str = "leadscore", experiment: str = "leadscore") -> RegisteredVersion:

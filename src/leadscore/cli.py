@@ -1,4 +1,4 @@
-"""`leadscore` command line: generate, train, promote, export, score.
+"""`leadscore` command line: init, check, generate, train, promote, export, score, explain.
 
 Exit codes: 0 success, 2 bad usage, 3 bad config, 4 bad input data, 5 tracking server or registry
 failure or a model that cannot be loaded, 6 an output that cannot be written (disk full, permission
@@ -24,6 +24,21 @@ def _generate(args: argparse.Namespace) -> None:
 
     paths = generate(args.leads, args.seed, args.out, fmt=args.format, start=args.start, days=args.days)
     print(f"wrote {args.leads} synthetic leads (seed {args.seed}) to {args.out}: {', '.join(sorted(p.name for p in paths.values()))}")
+
+
+def _init(args: argparse.Namespace) -> None:
+    from leadscore.starter import write_starter_config
+
+    starter = write_starter_config(args.data, label=args.label, output=args.output, force=args.force)
+    print(starter.summary())
+
+
+def _check(args: argparse.Namespace) -> None:
+    from leadscore.checking import check_config
+
+    report = check_config(args.config)
+    print(report.text())
+    report.raise_for_problems()
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -56,6 +71,7 @@ def _training_summary(result) -> str:
         lines.append(f"cutoffs: MQL p >= {cutoffs.mql:.4f} (score {cutoffs.mql_points:g}; {cutoffs.mql_policy}), "
                      f"SQL p >= {cutoffs.sql:.4f} (score {cutoffs.sql_points:g}; {cutoffs.sql_policy})")
         lines.extend(f"  note: {note}" for note in cutoffs.notes)
+        lines.extend(f"  warning: {warning}" for warning in cutoffs.warnings)
         lines.append(result.tables["cutoff_bands"].to_string(index=False, float_format="{:.3f}".format))
     if result.scorer.dimensions is not None:
         for name, reason in result.scorer.dimensions.absent.items():
@@ -96,8 +112,16 @@ def _score(args: argparse.Namespace) -> None:
     print(report.summary())
     if report.top is not None:
         print(f"top {len(report.top)} open leads:" if STATUS_COLUMN in report.top.columns else f"top {len(report.top)} leads:")
-        shown = report.top.drop(columns=[*PROVENANCE_COLUMNS, STATUS_COLUMN, "reasons"], errors="ignore")
-        print(shown.to_string(index=False, float_format="{:.4f}".format))
+        print(_leads_table(report.top.drop(columns=[*PROVENANCE_COLUMNS, STATUS_COLUMN, "reasons"], errors="ignore")))
+
+
+def _leads_table(leads) -> str:
+    """Scored leads as text for people: scores with one decimal, probabilities with three, and the columns of
+    dimensions the model does not have (empty for every lead) left out."""
+    shown = leads.loc[:, leads.notna().any()]
+    formats = {c: "{:.3f}".format if c == "p_convert" else "{:.1f}".format
+               for c in shown.columns if c == "p_convert" or c == "score" or c.endswith("_score")}
+    return shown.to_string(index=False, formatters=formats, float_format="{:.1f}".format)
 
 
 def _interrupt(signum, frame) -> None:
@@ -123,6 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leadscore", description="Predictive lead scoring.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    it = commands.add_parser("init", help="write a commented starter config for a data file or event-log folder")
+    it.add_argument("data", help="CSV or Parquet snapshot file, or event-log folder (leads, activities, outcomes)")
+    it.add_argument("--label", help="the column that says whether a lead converted (default: guessed)")
+    it.add_argument("--output", help="the config file to write (default: <data name>.yaml in the working folder)")
+    it.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+    it.set_defaults(run=_init)
+
+    ck = commands.add_parser("check", help="check a config against its data without training (exit codes as train)")
+    ck.add_argument("--config", required=True)
+    ck.set_defaults(run=_check)
 
     gen = commands.add_parser("generate", help="write a synthetic event log with known ground truth")
     gen.add_argument("--leads", type=int, required=True)
@@ -173,6 +208,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time of writing (tests and notebooks replace it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def _show_progress() -> None:
+    """Training's stage lines on stderr by default, as plain lines (no level or logger name)."""
+    from leadscore.progress import STAGE_LOGGER
+
+    progress = logging.getLogger(STAGE_LOGGER)
+    progress.setLevel(logging.INFO)
+    progress.propagate = False
+    if not any(isinstance(h, _StderrHandler) for h in progress.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        progress.addHandler(handler)
+
+
 def _add_model_and_input(parser: argparse.ArgumentParser, verb: str) -> None:
     """The options `score` and `explain` share: which model, which leads, and as of when."""
     parser.add_argument("--model", default="models:/leadscore@champion")
@@ -183,6 +243,7 @@ def _add_model_and_input(parser: argparse.ArgumentParser, verb: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _show_progress()
     try:
         args.run(args)
     except LeadscoreError as exc:

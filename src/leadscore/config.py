@@ -52,7 +52,35 @@ class DataConfig(_Strict):
         description="snapshot form: columns that are categories even though nearly all their values are numbers "
         "(codes, bands such as '1000+'); any other such column with a few non-numbers is refused as a data error",
     )
-    csv_separator: str = ","
+    not_personal: list[str] = Field(
+        default_factory=list,
+        description="columns that look personal by name or value but are not (e.g. an opt-out flag): kept as data",
+    )
+    csv_separator: str | None = Field(
+        None, description="CSV separator; None: detected from the header line (',', ';', tab or '|')"
+    )
+    encoding: str | None = Field(
+        None, description="text encoding of CSV files; None: detected (UTF-8, UTF-8 with BOM, else cp1252/latin-1)"
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is not None:
+            import codecs
+
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown text encoding '{value}'; give one such as utf-8, utf-8-sig, cp1252 or latin-1") from None
+        return value
+
+    @field_validator("csv_separator")
+    @classmethod
+    def _one_character(cls, value: str | None) -> str | None:
+        if value is not None and len(value) != 1:
+            raise ValueError(f"csv_separator must be one character, got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _roles_are_distinct(self) -> DataConfig:
@@ -210,6 +238,23 @@ class MinConversionRate(_Strict):
     confidence: float = Field(0.95, gt=0.5, lt=1)
 
 
+class MinLift(_Strict):
+    """Lowest cutoff where conversion above it is at least `lift` times the average, with `confidence` (one-sided).
+
+    The average is the conversion rate of the window the cutoff is chosen on, so one setting means the same on
+    data converting 2 % or 30 % of leads. A lift that no cutoff reaches with that confidence takes, with
+    `if_unreachable: best` (the default), the cutoff whose lower bound of the conversion rate is highest, with a
+    warning in the run and the model card; with `stop`, training stops as for `min_conversion_rate`.
+    """
+
+    policy: Literal["min_lift"]
+    lift: float = Field(gt=0, description="conversion above the cutoff as a multiple of the average conversion rate")
+    confidence: float = Field(0.9, gt=0.5, lt=1)
+    if_unreachable: Literal["best", "stop"] = Field(
+        "best", description="best: take the cutoff with the highest lower bound, with a warning; stop: stop training",
+    )
+
+
 class KeepConversions(_Strict):
     """Highest cutoff that keeps at least `recall` of all eventual conversions above it."""
 
@@ -238,15 +283,22 @@ class TopFraction(_Strict):
     fraction: float = Field(gt=0, le=1)
 
 
-CutoffPolicy = Annotated[MinConversionRate | KeepConversions | Capacity | TopFraction, Field(discriminator="policy")]
+CutoffPolicy = Annotated[MinConversionRate | MinLift | KeepConversions | Capacity | TopFraction, Field(discriminator="policy")]
+
+# The defaults hold on any data (a perfect ranking is not needed): SQL is the leads converting at three times
+# the average or, where no cutoff shows that with 90 % confidence, the best the model can show; MQL keeps 90 % of
+# the conversions. Absolute rates (`min_conversion_rate`) fail on data whose average is far from them.
+DEFAULT_SQL_LIFT = 3.0
+DEFAULT_MQL_RECALL = 0.9
 
 
 class CutoffsConfig(_Strict):
     """How the MQL and SQL cutoffs are chosen, on the calibration window."""
 
-    mql: CutoffPolicy = Field(default_factory=lambda: KeepConversions(policy="recall", recall=0.8))
-    sql: CutoffPolicy = Field(
-        default_factory=lambda: MinConversionRate(policy="min_conversion_rate", conversion_rate=0.4, confidence=0.95)
+    mql: CutoffPolicy = Field(default_factory=lambda: KeepConversions(policy="recall", recall=DEFAULT_MQL_RECALL))
+    sql: CutoffPolicy = Field(default_factory=lambda: MinLift(policy="min_lift", lift=DEFAULT_SQL_LIFT))
+    strict: bool = Field(
+        False, description="stop training when a band comes out empty (no MQL between the cutoffs), instead of warning",
     )
 
     @model_validator(mode="after")
@@ -275,6 +327,9 @@ def _strictly_stricter(mql: CutoffPolicy, sql: CutoffPolicy) -> bool:
     if isinstance(mql, MinConversionRate) and isinstance(sql, MinConversionRate):
         at_least = mql.conversion_rate >= sql.conversion_rate and mql.confidence >= sql.confidence
         return at_least and (mql.conversion_rate, mql.confidence) != (sql.conversion_rate, sql.confidence)
+    if isinstance(mql, MinLift) and isinstance(sql, MinLift):
+        at_least = mql.lift >= sql.lift and mql.confidence >= sql.confidence
+        return at_least and (mql.lift, mql.confidence) != (sql.lift, sql.confidence)
     if isinstance(mql, KeepConversions) and isinstance(sql, KeepConversions):
         return mql.recall < sql.recall
     mql_share, sql_share = _lead_share(mql), _lead_share(sql)
@@ -387,11 +442,20 @@ class LeakageConfig(_Strict):
 
 
 class TrackingConfig(_Strict):
-    """MLflow names; the tracking URI comes from MLFLOW_TRACKING_URI, never from here."""
+    """MLflow names; the tracking URI comes from MLFLOW_TRACKING_URI, never from here.
+
+    A config file without a `tracking` section is named after the file (`tracking_for_file`), so that two
+    projects never register into one model and take each other's aliases."""
 
     experiment: str = "leadscore"
     registered_model: str = "leadscore"
     promote_metric: Literal["log_loss", "roc_auc", "pr_auc", "brier"] = "log_loss"
+
+
+def tracking_for_file(path: str | Path) -> dict[str, str]:
+    """The tracking names of a config file that has no `tracking` section: `leadscore-<file stem>`."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(path).stem).strip("-") or "model"
+    return {"experiment": f"leadscore-{stem}", "registered_model": f"leadscore-{stem}"}
 
 
 class ScoringConfig(_Strict):
@@ -469,6 +533,8 @@ def load_config(path: str | Path) -> Config:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if isinstance(raw, dict) and "tracking" not in raw:
+        raw["tracking"] = tracking_for_file(path)
     return parse_config(raw, source=str(path))
 
 

@@ -34,12 +34,18 @@ def describe_lead(scorer: LeadScorer | PointsScorer, lead: pd.DataFrame) -> str:
     lines.extend(f"  {r['text']}" for r in reasons)
     points = explanation.fields.iloc[0]
     lines.append("breakdown in score points (base score + fields = score):")
-    lines.append(f"  {'field':<26}{'dimension':<12}{'value':<34}{'points':>8}")
-    lines.append(f"  {'base score':<72}{explanation.base_score:>8.1f}")
-    for spec in sorted(explainer.fields, key=lambda f: -abs(points[f.name])):
-        value = _shown_value(spec, features.iloc[0])
-        lines.append(f"  {spec.name[:25]:<26}{spec.dimension:<12}{value[:33]:<34}{points[spec.name]:>+8.1f}")
-    lines.append(f"  {'score':<72}{explanation.score[0]:>8.1f}")
+    # Columns as wide as their widest entry: a value cut short ("most recently 4 weeks a") misleads.
+    specs = sorted(explainer.fields, key=lambda f: -abs(points[f.name]))
+    values = {spec.name: _shown_value(spec, features.iloc[0]) for spec in specs}
+    name_width = max([len("base score"), *(len(spec.name) for spec in specs)]) + 2
+    value_width = max([len("value"), *(len(v) for v in values.values())]) + 2
+    total = name_width + 12 + value_width
+    lines.append(f"  {'field':<{name_width}}{'dimension':<12}{'value':<{value_width}}{'points':>8}")
+    lines.append(f"  {'base score':<{total}}{explanation.base_score:>8.1f}")
+    for spec in specs:
+        lines.append(f"  {spec.name:<{name_width}}{spec.dimension:<12}{values[spec.name]:<{value_width}}"
+                     f"{points[spec.name]:>+8.1f}")
+    lines.append(f"  {'score':<{total}}{explanation.score[0]:>8.1f}")
     return "\n".join(lines)
 
 

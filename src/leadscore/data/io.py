@@ -1,6 +1,11 @@
 """Writing outputs atomically: aside first, then renamed into place; clear errors when that fails.
 
 Reading is `leadscore.data.sources`.
+
+A temporary file is named `.<name>.<pid>-<random>.tmp` beside its target, with the id of the process that
+writes it. Only `kill -9` (or a power cut) can leave one behind; the next job writing the same target
+removes those of processes no longer running on this machine (`remove_stale_temporaries`), and never
+touches a temporary of a job still running, nor any other file.
 """
 
 from __future__ import annotations
@@ -8,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +40,7 @@ class LocalFiles:
     def temporary(self, path: str | Path) -> str:
         """A new, empty hidden file beside `path`: `.<name>.<random>.tmp`."""
         path = Path(path)
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp"
         path.parent.mkdir(parents=True, exist_ok=True)
         # Created like any new file (mode 666 less the umask), so the published output is as readable as before.
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
@@ -57,6 +64,44 @@ class LocalFiles:
             with contextlib.suppress(OSError):  # nothing to remove, or a folder we may not even list
                 tmp.unlink(missing_ok=True)
         self._temporaries.clear()
+
+
+# Temporaries of older releases carry no process id: removed once this old, as no job writes that long unseen.
+_UNOWNED_STALE_SECONDS = 24 * 3600
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporaries a killed job left beside `path` (see the module docstring); the removed files."""
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(?:(\d+)-)?[0-9a-f]{{12}}\.tmp$")
+    removed = []
+    try:
+        candidates = list(path.parent.iterdir()) if path.parent.is_dir() else []
+    except OSError:
+        return removed
+    for candidate in candidates:
+        found = pattern.match(candidate.name)
+        if found is None or not candidate.is_file():
+            continue
+        pid = found.group(1)
+        if pid is not None and (int(pid) == os.getpid() or _running(int(pid))):
+            continue
+        if pid is None and time.time() - candidate.stat().st_mtime < _UNOWNED_STALE_SECONDS:
+            continue
+        with contextlib.suppress(OSError):
+            candidate.unlink()
+            removed.append(candidate)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process, alive
+    return True
 
 
 @contextmanager

@@ -4,6 +4,8 @@ The whole-frame checks in `LeadScorer.validate` stop at the first bad column; a 
 millions of leads should instead score every good row and set the bad ones aside with a reason. The
 reasons, in order of precedence (a row gets the first that applies):
 
+- `unreadable row`: the row itself cannot be read (more or fewer fields than the header, a cell over
+  16 MB; see `leadscore.data.sources`); its detail says which, never what it holds;
 - `missing id`: the id cell is empty;
 - `duplicate id`: the id was already seen on an earlier row, whatever became of that row (so a lead
   is scored at most once, from its first row);
@@ -21,8 +23,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-MISSING_ID, DUPLICATE_ID, BAD_VALUE = "missing id", "duplicate id", "bad value"
-REASONS = (MISSING_ID, DUPLICATE_ID, BAD_VALUE)
+UNREADABLE, MISSING_ID, DUPLICATE_ID, BAD_VALUE = "unreadable row", "missing id", "duplicate id", "bad value"
+REASONS = (UNREADABLE, MISSING_ID, DUPLICATE_ID, BAD_VALUE)
+_NO_ID = (MISSING_ID, UNREADABLE)
 DUPLICATE_DETAIL = "already seen on an earlier row"
 PROBLEM_COLUMNS = ("column", "reason", "detail")
 REJECT_COLUMNS = ("row", "id", *PROBLEM_COLUMNS)
@@ -30,10 +33,12 @@ _BOOLEAN_TEXT = {"true": 1.0, "false": 0.0}
 _MISSING_TEXT = ("", "nan", "-nan")  # read as missing, like pyarrow's cast and pandas' CSV reader
 
 
-def row_problems(chunk: pd.DataFrame, id_column: str, numeric_columns: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def row_problems(chunk: pd.DataFrame, id_column: str, numeric_columns: list[str],
+                 unreadable: dict[int, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The chunk with numeric features as float64, and per row the problem (`column`, `reason`, `detail`).
 
-    Rows without a problem have missing values in the problem frame. Both frames keep the chunk's index.
+    `unreadable` maps positions in the chunk of rows that could not be read to why. Rows without a problem
+    have missing values in the problem frame. Both frames keep the chunk's index.
     """
     n = len(chunk)
     column = np.full(n, None, dtype=object)
@@ -50,6 +55,8 @@ def row_problems(chunk: pd.DataFrame, id_column: str, numeric_columns: list[str]
 
     missing = missing_ids(chunk[id_column])
     column[missing], reason[missing], detail[missing] = id_column, MISSING_ID, "empty"
+    for position, why in (unreadable or {}).items():
+        column[position], reason[position], detail[position] = None, UNREADABLE, why
     problems = pd.DataFrame({"column": column, "reason": reason, "detail": detail}, index=chunk.index)
     # Columns read as float64 (Parquet numbers) are kept as they are: replacing them would copy the chunk.
     changed = {name: values for name, values in typed.items() if chunk[name].dtype != "float64"}
@@ -66,7 +73,7 @@ def missing_ids(ids: pd.Series) -> np.ndarray:
 
 def mark_duplicates(problems: pd.DataFrame, repeated: np.ndarray, id_column: str) -> None:
     """Give `duplicate id` to repeated ids, above a bad value but below a missing id."""
-    hit = repeated & (problems["reason"] != MISSING_ID).to_numpy()
+    hit = repeated & ~problems["reason"].isin(_NO_ID).to_numpy()
     problems.loc[hit, "column"] = id_column
     problems.loc[hit, "reason"] = DUPLICATE_ID
     problems.loc[hit, "detail"] = DUPLICATE_DETAIL
@@ -101,14 +108,16 @@ class SeenIds:
 
 
 def split_rows(
-    chunk: pd.DataFrame, rows: np.ndarray, id_column: str, numeric_columns: list[str], seen: SeenIds
+    chunk: pd.DataFrame, rows: np.ndarray, id_column: str, numeric_columns: list[str], seen: SeenIds,
+    unreadable: dict[int, str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split a chunk into rows to score (numeric features as float64) and rejects (`REJECT_COLUMNS`).
 
-    `rows` holds each row's 1-based position in the input, reported in the rejects.
+    `rows` holds each row's 1-based position in the input, reported in the rejects; `unreadable`, the
+    positions of rows that could not be read, with why.
     """
-    typed, problems = row_problems(chunk, id_column, numeric_columns)
-    has_id = (problems["reason"] != MISSING_ID).to_numpy()
+    typed, problems = row_problems(chunk, id_column, numeric_columns, unreadable)
+    has_id = ~problems["reason"].isin(_NO_ID).to_numpy()
     repeated = np.zeros(len(chunk), dtype=bool)
     repeated[has_id] = seen.repeated(chunk[id_column][has_id])
     mark_duplicates(problems, repeated, id_column)

@@ -15,11 +15,32 @@ for training and for looking up one lead) or in chunks of a fixed number of rows
 column's type from its first block and trust it for the rest of the file, so numbers are parsed row by
 row later (`leadscore.data.row_checks`), where a bad cell rejects one lead instead of failing the job.
 Parquet is streamed by row groups (`ParquetFile.iter_batches`), CSV block by block (`pyarrow.csv`).
+
+CSV text, the same way for every reader (training, scoring, explaining, Spark):
+- **Encoding**: declared (`data.encoding`) or detected from the first bytes: a byte-order mark says
+  UTF-8 (with BOM) or UTF-16; else text that decodes as UTF-8 is UTF-8; else cp1252 (the usual Windows
+  export), and latin-1 when cp1252 cannot decode it (latin-1 decodes any byte).
+- **Separator**: declared (`data.csv_separator`) or detected from the header line: the one of `,` `;`
+  tab `|` that splits it into the most names. A header read as one column that another separator would
+  split is an error that says so, never "required column missing".
+- **Ids are text**: the columns named in `ReadOptions.text_columns` (lead ids) are read as text, so
+  `000123` stays `000123` and never collides with `123`. Streamed chunks hold only text anyway.
+- **Bad rows** (a row with more or fewer fields than the header, a cell over 16 MB) stop a whole read
+  (training) with the data row number, or, when streamed for scoring, come back as rows of their own
+  in the chunk, listed in `frame.attrs[UNREADABLE_ROWS]` by position, for the job to reject with their
+  row number. The fast reader (pyarrow) hands over to Python's `csv` module at the first such row.
+- **No row content in messages**: a parser's message that quotes a row is cut before the row.
+Duplicate column names are refused: a reader would otherwise rename one (`visits.1`) and learn it.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
+import logging
 import os
+import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -33,18 +54,28 @@ import pyarrow.parquet as pq
 
 from leadscore.errors import InputError
 
+log = logging.getLogger(__name__)
+
 SNAPSHOT, EVENT_LOG = "snapshot", "event_log"  # the two forms of input, as in `data.form` of the config
 _CSV_BLOCK_BYTES = 16 << 20
+_MAX_CELL_BYTES = _CSV_BLOCK_BYTES  # a longer cell makes its row unreadable (rejected), not the whole job
+_SNIFF_BYTES = 4 << 20  # the encoding is detected from this much of the file
+_SEPARATORS = (",", ";", "\t", "|")
+# Chunk attribute: {position in the chunk: why} for rows that could not be read (see the module docstring).
+UNREADABLE_ROWS = "unreadable_rows"
 # The text pyarrow's CSV reader takes for missing; Spark is told the same, so both read a cell alike.
 CSV_NULL_TEXT = tuple(pacsv.ConvertOptions().null_values)
 
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How to read text tables: the CSV separator and extra cell texts that mean "missing"."""
+    """How to read text tables: the CSV separator and encoding (None: detected), extra cell texts that mean
+    "missing", and the columns always read as text (ids)."""
 
-    csv_separator: str = ","
+    csv_separator: str | None = None
     na_values: tuple[str, ...] = ()
+    encoding: str | None = None
+    text_columns: tuple[str, ...] = ()
 
 
 class TableSource(Protocol):
@@ -144,10 +175,13 @@ def open_event_log(location: str | os.PathLike, options: ReadOptions = ReadOptio
     return kind.open(text, options)
 
 
-def read_table(location: str | os.PathLike, *, csv_separator: str = ",", na_values: Iterable[str] | None = None
-               ) -> pd.DataFrame:
-    """Read a whole table of leads, failing clearly when it is absent, unreadable or has no rows."""
-    return read_rows(open_table(location, ReadOptions(csv_separator, tuple(na_values or ()))))
+def read_table(location: str | os.PathLike, *, csv_separator: str | None = None, na_values: Iterable[str] | None = None,
+               encoding: str | None = None, text_columns: Iterable[str] = ()) -> pd.DataFrame:
+    """Read a whole table of leads, failing clearly when it is absent, unreadable or has no rows.
+
+    `text_columns` (the id) are read as text; the separator and encoding are detected unless given."""
+    options = ReadOptions(csv_separator, tuple(na_values or ()), encoding, tuple(c for c in text_columns if c))
+    return read_rows(open_table(location, options))
 
 
 def read_rows(table: TableSource) -> pd.DataFrame:
@@ -225,13 +259,14 @@ class _ParquetTable(_FileTable):
 
     @property
     def columns(self) -> list[str]:
-        return self._metadata[0]
+        return _unique_names(self.location, self._metadata[0])
 
     @property
     def total_rows(self) -> int | None:
         return self._metadata[1]
 
     def read(self) -> pd.DataFrame:
+        self.columns  # noqa: B018  (refuses duplicate names before reading rows)
         try:
             frame = pd.read_parquet(self.location)
         except (OSError, ValueError) as exc:
@@ -255,46 +290,119 @@ class _CsvTable(_FileTable):
     """A CSV file: read whole by pandas (types inferred), streamed as text by pyarrow."""
 
     @cached_property
-    def columns(self) -> list[str]:
+    def encoding(self) -> str:
+        """The declared encoding, else the detected one (see the module docstring)."""
+        return self.options.encoding or detect_encoding(self.location)
+
+    @cached_property
+    def separator(self) -> str:
+        """The declared separator, else the one detected from the header line."""
+        return self.options.csv_separator or detect_separator(self._header_line())
+
+    def _header_line(self) -> str:
         try:
-            with self._reader(None) as reader:
-                return list(reader.schema.names)
-        except (pa.ArrowInvalid, OSError) as exc:
-            if "Empty CSV file" in str(exc):
-                raise InputError(f"{self.location} is empty", fix="export the table again with a header row and data") from None
+            with open(self.location, encoding=self._pandas_encoding(), errors="replace", newline="") as f:
+                return f.readline()
+        except OSError as exc:
             raise _unreadable(self.location, exc) from None
+
+    @cached_property
+    def columns(self) -> list[str]:
+        # From the header line alone: a bad row further down is the rows' problem, reported with its number.
+        header = self._header_line()
+        if not header.strip():
+            raise InputError(f"{self.location} is empty", fix="export the table again with a header row and data")
+        names = next(csv.reader([header.rstrip("\r\n")], delimiter=self.separator, quotechar='"', doublequote=True))
+        _refuse_one_column(self.location, names, self.separator)
+        return _unique_names(self.location, names)
 
     @property
     def total_rows(self) -> int | None:
         return None  # known only by reading the whole file
 
     def read(self) -> pd.DataFrame:
+        columns = self.columns  # refuses a wrong separator and repeated names before any row is read
+        text = {c: "string" for c in self.options.text_columns if c in columns}
         try:
-            return pd.read_csv(self.location, sep=self.options.csv_separator,
-                               na_values=list(self.options.na_values) or None, keep_default_na=True)
+            frame = pd.read_csv(self.location, sep=self.separator, encoding=self._pandas_encoding(),
+                                na_values=list(self.options.na_values) or None, keep_default_na=True,
+                                dtype=text or None)
         except pd.errors.EmptyDataError:
             raise InputError(f"{self.location} is empty", fix="export the table again with a header row and data") from None
-        except (OSError, ValueError) as exc:
-            raise _unreadable(self.location, exc) from exc
+        except pd.errors.ParserError as exc:
+            # pandas names the line ("Expected 3 fields in line 7, saw 4"), never its content.
+            raise InputError(f"cannot read {self.location}: {_without_row(str(exc))}",
+                             fix="repair the row (a separator inside an unquoted cell?) or export the file again") from None
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise _unreadable(self.location, exc, self.encoding) from None
+        return frame
+
+    def _pandas_encoding(self) -> str:
+        return "utf-8-sig" if codecs.lookup(self.encoding).name == "utf-8" else self.encoding
 
     def chunks(self, columns: list[str], rows: int) -> Iterator[pd.DataFrame]:
-        def batches():
+        yielded = 0
+        try:
             with self._reader(columns) as reader:
-                yield from reader
+                for table in _rebatch(reader, rows):
+                    frame = table.to_pandas()
+                    yield frame
+                    yielded += len(frame)
+        except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+            if not _is_row_problem(exc):
+                raise _unreadable(self.location, exc, self.encoding) from None
+            # A ragged row or an oversized cell: go on row by row, where each such row is one reject.
+            log.info("%s: data row %d onwards read row by row (%s)", self.location, yielded + 1, _without_row(str(exc)))
+            yield from self._careful_chunks(columns, rows, skip=yielded)
 
-        yield from _chunked(self.location, batches(), rows)
+    def _careful_chunks(self, columns: list[str], rows: int, skip: int) -> Iterator[pd.DataFrame]:
+        """The rows after the first `skip`, read with Python's `csv` module: slower, but each unreadable row
+        is kept in place (all missing) and named in `frame.attrs[UNREADABLE_ROWS]`."""
+        missing = {*CSV_NULL_TEXT, *self.options.na_values}
+        limit = csv.field_size_limit()
+        csv.field_size_limit(sys.maxsize)  # an oversized cell is read once, then its row is rejected
+        try:
+            with open(self.location, encoding=self._pandas_encoding(), newline="") as f:
+                records = (r for r in csv.reader(f, delimiter=self.separator, quotechar='"', doublequote=True) if r)
+                header = next(records, None) or []
+                at = [header.index(c) for c in columns]
+                for _ in range(skip):
+                    next(records, None)
+                batch: list[list] = []
+                bad: dict[int, str] = {}
+                for record in records:
+                    problem = _record_problem(record, len(header))
+                    if problem:
+                        bad[len(batch)] = problem
+                        batch.append([None] * len(at))
+                    else:
+                        batch.append([None if record[i] in missing else record[i] for i in at])
+                    if len(batch) == rows:
+                        yield _text_frame(batch, columns, bad)
+                        batch, bad = [], {}
+                if batch:
+                    yield _text_frame(batch, columns, bad)
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise _unreadable(self.location, exc, self.encoding) from None
+        finally:
+            csv.field_size_limit(limit)
 
     def spark_frame(self, spark):
         from pyspark.sql import functions as F
 
+        encoding = "UTF-8" if codecs.lookup(self.encoding).name == "utf-8" else self.encoding
+
         def read():
             # Every cell as text, quotes doubled as in RFC 4180 (as pyarrow and pandas read them).
             return spark.read.options(header=True, multiLine=True, escape='"', mode="FAILFAST",
-                                      sep=self.options.csv_separator).csv(self.location)
+                                      sep=self.separator, encoding=encoding).csv(self.location)
 
         frame = _spark_read(self.location, read)
         missing = [*CSV_NULL_TEXT, *self.options.na_values]
-        return frame.select(*[F.when(F.col(c).isin(missing), None).otherwise(F.col(c)).alias(c) for c in frame.columns])
+        if frame.columns and frame.columns[0].startswith("\ufeff"):  # a byte-order mark Spark kept in the header
+            frame = frame.withColumnRenamed(frame.columns[0], frame.columns[0][1:])
+        return frame.select(*[F.when(spark_column(c).isin(missing), None).otherwise(spark_column(c)).alias(c)
+                              for c in frame.columns])
 
     def _reader(self, columns: list[str] | None) -> pacsv.CSVStreamingReader:
         convert = pacsv.ConvertOptions(strings_can_be_null=True)
@@ -304,11 +412,107 @@ class _CsvTable(_FileTable):
             )
         if self.options.na_values:
             convert.null_values = [*CSV_NULL_TEXT, *self.options.na_values]
+        # pyarrow decodes UTF-8 itself (and drops a byte-order mark); other encodings are transcoded.
+        encoding = "utf8" if codecs.lookup(self.encoding).name == "utf-8" else self.encoding
         return pacsv.open_csv(
-            self.location, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
-            parse_options=pacsv.ParseOptions(delimiter=self.options.csv_separator, newlines_in_values=True),
+            self.location, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES, encoding=encoding),
+            parse_options=pacsv.ParseOptions(delimiter=self.separator, newlines_in_values=True),
             convert_options=convert,
         )
+
+
+def spark_column(name: str):
+    """A Spark column by its exact name, whatever it holds (dots, spaces, backticks): `emp.var.rate` is one
+    column, not a field of a struct."""
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def detect_encoding(location: str) -> str:
+    """The text encoding of a file, from its first bytes (see the module docstring)."""
+    try:
+        with open(location, "rb") as f:
+            head = f.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise _unreadable(location, exc) from None
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)  # a character cut at the end is fine
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        head.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:
+        return "latin-1"
+
+
+def detect_separator(header: str) -> str:
+    """The separator that splits a header line into the most names (`,` when none splits it)."""
+    counts = {sep: len(next(csv.reader([header], delimiter=sep), [])) for sep in _SEPARATORS}
+    best = max(_SEPARATORS, key=lambda sep: counts[sep])  # ties: the earlier, so ',' first
+    return best if counts[best] > 1 else ","
+
+
+def _refuse_one_column(location: str, names: list[str], separator: str) -> None:
+    """A header read as one column that another separator splits: the separator is wrong."""
+    if len(names) != 1:
+        return
+    for other in _SEPARATORS:
+        if other != separator and len(names[0].split(other)) > 1:
+            shown = "tab" if other == "\t" else f"'{other}'"
+            raise InputError(
+                f"{location} was read as one column, '{names[0][:80]}': its header seems separated by {shown}, "
+                f"not '{separator}'",
+                fix=f"set data.csv_separator: {chr(34) + other.encode('unicode_escape').decode() + chr(34)} "
+                "in the config, or export the file with the separator declared there",
+            )
+
+
+def _unique_names(location: str, names: list[str]) -> list[str]:
+    seen, repeated = set(), []
+    for name in names:
+        if name in seen and name not in repeated:
+            repeated.append(name)
+        seen.add(name)
+    if repeated:
+        raise InputError(f"{location} has more than one column named {', '.join(repr(n) for n in repeated)}",
+                         column=repeated[0], fix="rename or remove the repeated column, so that each name means one column")
+    return names
+
+
+def _record_problem(record: list[str], fields: int) -> str | None:
+    if len(record) != fields:
+        return f"{len(record)} fields where the header has {fields}"
+    longest = max((len(cell) for cell in record), default=0)
+    if longest * 4 > _MAX_CELL_BYTES and max(len(cell.encode()) for cell in record) > _MAX_CELL_BYTES:
+        return f"a cell over {_MAX_CELL_BYTES >> 20} MB"
+    return None
+
+
+def _text_frame(batch: list[list], columns: list[str], bad: dict[int, str]) -> pd.DataFrame:
+    frame = pd.DataFrame(batch, columns=columns, dtype=object)
+    frame.attrs[UNREADABLE_ROWS] = bad
+    return frame
+
+
+def _is_row_problem(exc: Exception) -> bool:
+    text = str(exc)
+    return isinstance(exc, pa.ArrowInvalid) and ("Expected" in text and "columns" in text or "straddl" in text)
+
+
+_QUOTED_ROW = re.compile(r"(CSV parse error: Expected \d+ columns, got \d+):.*", re.DOTALL)
+
+
+def _without_row(message: str) -> str:
+    """A parser's message without the row it may quote (which can hold personal data)."""
+    message = _QUOTED_ROW.sub(r"\1", message)
+    return message.strip().splitlines()[0][:300] if message.strip() else message
 
 
 def _chunked(location: str, batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pd.DataFrame]:
@@ -316,7 +520,7 @@ def _chunked(location: str, batches: Iterable[pa.RecordBatch], rows: int) -> Ite
         for table in _rebatch(batches, rows):
             yield table.to_pandas()
     except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"cannot read {location}: {exc}", fix="repair or export the file again") from None
+        raise InputError(f"cannot read {location}: {_without_row(str(exc))}", fix="repair or export the file again") from None
 
 
 def _rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
@@ -335,8 +539,12 @@ def _rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]
         yield pa.Table.from_batches(pending)
 
 
-def _unreadable(location: str, exc: Exception) -> InputError:
-    return InputError(f"cannot read {location}: {exc}", fix="check that the file is a valid CSV or Parquet")
+def _unreadable(location: str, exc: Exception, encoding: str | None = None) -> InputError:
+    text = _without_row(str(exc))
+    if encoding and ("UTF8" in text or "utf-8" in text or isinstance(exc, UnicodeDecodeError)):
+        return InputError(f"cannot read {location} as {encoding} text: {text}",
+                          fix="declare the file's encoding in data.encoding (e.g. cp1252 or latin-1), or export it as UTF-8")
+    return InputError(f"cannot read {location}: {text}", fix="check that the file is a valid CSV or Parquet")
 
 
 def _spark_read(location: str, read: Callable[[], object]):

@@ -2,11 +2,20 @@
 
 `TableWriter` appends frames to one CSV or Parquet file; the caller points it at a temporary file and
 publishes it atomically (`leadscore.data.io`). Reading in chunks is `leadscore.data.sources`.
+
+CSV outputs are opened in spreadsheets, which run a cell starting with `=`, `+`, `-` or `@` (or a tab or
+carriage return before one) as a formula. Following OWASP's CSV-injection guidance, such text cells are
+written with a leading apostrophe (`'=HYPERLINK(...)`), which spreadsheets show as text, in every text
+column (ids, reasons, statuses). A cell that is a plain number (`-3`, `+49`) is left as it is: a spreadsheet
+reads it as that number, and an id such as `-0042` keeps its bytes. Parquet outputs are data, not
+spreadsheet text, and are written unchanged.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import re
 
 import pandas as pd
 import pyarrow as pa
@@ -46,6 +55,8 @@ class TableWriter:
         """Append the rows of `frame`."""
         if self.schema is None:
             self.schema = _stable_schema(frame)
+        if self.fmt == ".csv":
+            frame = neutralise_formulas(frame)
         table = pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
         try:
             if self._writer is None:
@@ -71,6 +82,33 @@ class TableWriter:
         if self.fmt == ".parquet":
             return pq.ParquetWriter(self.path, schema)
         return pacsv.CSVWriter(self.path, schema)
+
+
+# A cell a spreadsheet would run: starting with = + - @, or a tab or carriage return (OWASP).
+FORMULA_START = re.compile(r"^[=+\-@\t\r]")
+PLAIN_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+
+
+def neutralise_formula(text: str) -> str:
+    """`text` as a spreadsheet shows it without running it: a formula-like cell gets a leading apostrophe."""
+    if FORMULA_START.match(text) and not PLAIN_NUMBER.match(text):
+        return "'" + text
+    return text
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every formula-like text cell neutralised (see the module docstring); unchanged,
+    and not copied, when there is none."""
+    changed = {}
+    for column in frame.columns:
+        values = frame[column]
+        if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+            continue
+        text = values.astype("string")
+        risky = text.str.match(FORMULA_START.pattern).fillna(False) & ~text.str.match(PLAIN_NUMBER.pattern).fillna(False)
+        if risky.any():
+            changed[column] = values.mask(risky.to_numpy(dtype=bool), "'" + text[risky])
+    return frame.assign(**changed) if changed else frame
 
 
 def _stable_schema(frame: pd.DataFrame) -> pa.Schema:

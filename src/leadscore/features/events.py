@@ -4,19 +4,22 @@ A training row is a lead *as it looked at a snapshot time*: only events strictly
 snapshot are used, the label is whether the lead converted within the horizon after it, and
 leads that had already reached a terminal stage (won or lost) before the snapshot are left out.
 Changing or deleting events after the snapshot therefore changes no feature.
+
+Lead ids are read as text in every table (`000123` stays `000123`). Events dated before their lead's
+creation are counted and reported (a warning naming the table and the count), since they usually mean
+a merged or re-created lead; they are used as they are.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timezone
 
 import numpy as np
 import pandas as pd
 
 from leadscore.config import Config, EventLogConfig, Signal
-from leadscore.data.personal import personal_columns
 from leadscore.data.sources import ReadOptions, open_event_log, read_rows
 from leadscore.data.validation import (
     check_ids,
@@ -84,12 +87,16 @@ class EventFeatureSpec:
         return [*self.profile_columns, "lead_age_days", "days_since_last_activity", *derived]
 
 
-def load_event_log(folder, layout: EventLogLayout, *, na_values=(), with_outcomes=True) -> EventLog:
+def load_event_log(folder, layout: EventLogLayout, *, na_values=(), with_outcomes=True,
+                   read_options: ReadOptions | None = None) -> EventLog:
     """Read and validate leads, activities and (optionally) outcomes from a folder.
 
-    `na_values` are cell texts that mean "missing" in the leads table (the profile columns)."""
-    source = open_event_log(folder)
-    leads = read_rows(source.table(layout.leads_table, ReadOptions(na_values=tuple(na_values))))
+    `na_values` are cell texts that mean "missing" in the leads table (the profile columns); `read_options`
+    give the CSV separator and encoding (default: detected). Ids are read as text in every table."""
+    base = read_options or ReadOptions()
+    plain = replace(base, na_values=(), text_columns=(layout.id_column,))
+    source = open_event_log(folder, plain)
+    leads = read_rows(source.table(layout.leads_table, replace(plain, na_values=tuple(na_values) or base.na_values)))
     activities = read_rows(source.table(layout.activities_table))
     outcomes = read_rows(source.table(layout.outcomes_table)) if with_outcomes else None
 
@@ -117,14 +124,37 @@ def _validate_events(events, table, layout: EventLogLayout, kind_column, leads) 
             f"{table} refer to lead ids that are not in the leads table", column=id_column,
             rows=row_numbers(events, unknown), fix="export the leads and their events together",
         )
+    created = events[id_column].map(leads.set_index(id_column)[layout.created_column])
+    early = (events[timestamp_column] < created).to_numpy()
+    if early.any():
+        log.warning("%s: %d event(s) dated before their lead's creation (first rows: %s); they are used as they are",
+                    table, int(early.sum()), ", ".join(map(str, row_numbers(events, early)[:10])))
     return events
 
 
-def feature_spec(log: EventLog, cfg: Config) -> EventFeatureSpec:
-    """Decide the profile columns and signals from the training log and the config."""
+def events_before_creation(log: EventLog, layout: EventLogLayout) -> dict[str, int]:
+    """How many activities and outcomes are dated before their lead's creation, by table."""
+    created = log.leads.set_index(layout.id_column)[layout.created_column]
+    counts = {}
+    for table, events in (("activities", log.activities), ("outcomes", log.outcomes)):
+        if events is not None:
+            counts[table] = int((events[layout.timestamp_column] < events[layout.id_column].map(created)).sum())
+    return counts
+
+
+def feature_spec(log: EventLog, cfg: Config, hidden: list[str] | None = None) -> EventFeatureSpec:
+    """Decide the profile columns and signals from the training log and the config.
+
+    `hidden` are the leads columns that may never be features: the personal and free-text ones decided
+    on reading (`leadscore.training.dataset`); without it they are decided here, by the same rules."""
     log_cfg = cfg.event_log
     layout = EventLogLayout.from_config(cfg)
-    hidden = set(personal_columns(log.leads.columns, cfg.data.personal_columns)) | set(cfg.data.exclude_columns)
+    if hidden is None:
+        from leadscore.data.personal import find_personal_columns
+
+        hidden = find_personal_columns(log.leads.drop(columns=[layout.id_column, layout.created_column]),
+                                       cfg.data.personal_columns, cfg.data.not_personal)
+    hidden = set(hidden) | set(cfg.data.exclude_columns)
     profile = [c for c in log.leads.columns if c not in {layout.id_column, layout.created_column} | hidden]
     signals = dict(log_cfg.signals) or {
         str(kind): Signal(activity_type=str(kind)) for kind in sorted(log.activities[layout.activity_type_column].unique())

@@ -26,12 +26,15 @@ from leadscore.model.kinds import ModelKind, model_kind
 class CalibratedModel:
     """A fitted model (`kind`: its entry in `leadscore.model.kinds.MODEL_KINDS`) and the calibrator of its raw output.
 
-    Built at training time from fitted parts; `calibrator` reads one column of the model's raw outputs.
+    Built at training time from fitted parts; `calibrator` reads one column of the model's raw outputs and
+    never falls as the raw output rises (`leadscore.training.calibration` guards it); `note` says why the
+    calibration differs from the one asked for (empty when it does not).
     """
 
     model: Pipeline
     kind: str
     calibrator: CalibratedClassifierCV
+    note: str = ""
 
     @property
     def model_kind(self) -> ModelKind:

@@ -24,6 +24,9 @@ class Cutoffs:
     mql_policy: str
     sql_policy: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # What a user should act on: a policy only approached, an empty band. A plain default (not a factory) so that
+    # a scorer pickled before this field existed still reads as having none.
+    warnings: tuple[str, ...] = ()
 
     @property
     def mql_points(self) -> float:

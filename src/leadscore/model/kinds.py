@@ -105,9 +105,21 @@ def _decision_function(pipeline: Pipeline, features: pd.DataFrame) -> np.ndarray
     return pipeline.decision_function(features)
 
 
+def _linear_decision(pipeline: Pipeline, features: pd.DataFrame) -> np.ndarray:
+    """The linear model's decision function, each row's dot product summed on its own.
+
+    A matrix product (what `decision_function` does) lets BLAS block the rows, and the last bits of a row's
+    sum then depend on how many rows came with it: the same lead scored in chunks of another size, or by
+    another engine, would get a probability that differs in the last bits. A row-wise sum does not.
+    """
+    inputs = np.ascontiguousarray(pipeline[:-1].transform(features), dtype="float64")
+    model = pipeline[-1]
+    return (inputs * model.coef_[0]).sum(axis=1) + model.intercept_[0]
+
+
 MODEL_KINDS: dict[str, ModelKind] = {
     "lightgbm": ModelKind(raw_output=_decision_function, contributions=TreeContributions.build),
-    "logistic": ModelKind(raw_output=_decision_function, contributions=LinearContributions.build),
+    "logistic": ModelKind(raw_output=_linear_decision, contributions=LinearContributions.build),
 }
 
 

@@ -4,14 +4,8 @@ It is built in one call by `leadscore.training.pipeline.fit_table` once every pa
 changed after (it is a frozen artifact, not an estimator to be fitted itself). It is logged to MLflow
 inside a pyfunc wrapper, so the batch job, Spark and `mlflow models serve` all run this same `predict`.
 
-Output columns:
-- `p_convert`: calibrated probability that the lead converts within the training horizon.
-- `score`: `100 * p_convert`, rounded to one decimal. A score of 30 means "about 30 in 100 leads like
-  this one convert": the number keeps its meaning in conversion terms, unlike hand-set points.
-- `fit_score`, `engagement_score`, `stage_score`, `stage`, `grade`: see `leadscore.model.dimensions`.
-- `is_mql`, `is_sql`: `p_convert` at or above the cutoffs chosen by policy (see `leadscore.model.cutoffs`).
-- `reasons` (JSON), `reason_1` ... `reason_k`: each lead's strongest reasons in score points (see
-  `leadscore.model.explainer`); `predict(frame, reasons=False)` leaves them out.
+Its output columns are the contract in `leadscore.schema`; `predict(frame, reasons=False)` leaves the
+reasons out.
 """
 
 from __future__ import annotations
@@ -65,7 +59,29 @@ class ScoringContract:
         """Check that every feature column is present and numeric columns hold finite numbers."""
         fix = "add the column: the model was trained with it (or retrain without it)"
         require_columns(frame, self.feature_columns, "the leads to score", fix)
+        numeric = set(self.numeric_columns)
+        for column in self.feature_columns:
+            if column not in numeric:
+                _refuse_nested(frame[column], column)
         return validate_numeric(frame, self.numeric_columns, "the leads to score")
+
+
+# What pandas infers for a column of plain cells; anything else is looked at cell by cell.
+_PLAIN_KINDS = {"string", "empty", "floating", "integer", "mixed-integer-float", "boolean", "decimal", "categorical",
+                "datetime", "datetime64", "date", "timedelta", "time", "period", "bytes"}
+
+
+def _refuse_nested(values: pd.Series, column: str) -> None:
+    """A category cell holding a structure (a Parquet struct, list or map) is an input error, not a crash."""
+    if pd.api.types.infer_dtype(values, skipna=True) in _PLAIN_KINDS:
+        return
+    nested = values.map(lambda v: isinstance(v, (dict, list, tuple, set, np.ndarray))).to_numpy(dtype=bool)
+    if nested.any():
+        raise InputError(
+            "a category column holds structured values (a struct, list or map), not text",
+            column=column, rows=[int(i) + 1 for i in np.flatnonzero(nested)],
+            fix="give one text value per cell (flatten the structure in the export)",
+        )
 
 
 @dataclass(frozen=True)

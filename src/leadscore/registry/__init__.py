@@ -1,0 +1,1 @@
+"""MLflow: the store, what a training run logs, promotion by aliases, and loading a registered model."""

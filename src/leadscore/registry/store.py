@@ -40,13 +40,20 @@ def connect() -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
+# MLflow 3's UI opens an experiment in the view its kind names; untagged, it may guess the GenAI view.
+EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+
+
 def experiment_id(client: MlflowClient, name: str) -> str:
+    """The id of experiment `name`, created if needed, tagged so that the UI opens it as model training."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if experiment.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING_KIND:
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
         return experiment.experiment_id
     location = None
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
         # Keep a local store's artifacts beside its database, whatever the working folder is later.
         location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})

@@ -1,0 +1,1 @@
+"""What a training run measures and shows: metrics, plots, global explanations and the model card."""

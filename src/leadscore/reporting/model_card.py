@@ -65,10 +65,40 @@ def _model_section(result: TrainingResult, cfg: Config, fallback: bool, run_id: 
             "missing. The first learned model replaces this one at `leadscore promote`."
         )
         return "\n".join(lines)
-    lines.append(f"**{result.winner.name}**, calibrated with **{result.winner.calibration_method}** on the calibration window.")
-    if result.candidates:
+    winner = result.winner
+    trees = f", {winner.details['n_trees']} trees" if "n_trees" in winner.details else ""
+    lines.append(f"**{winner.name}**, calibrated with **{winner.calibration_method}**{trees}.")
+    lines.append(
+        f"**Refitted on all rows.** The registered model learned from all {_deployed_rows(result):,} rows (training, "
+        "calibration and test windows) with the choices below, and is calibrated on out-of-fold scores of the test "
+        "window, the latest rows it can honestly calibrate on. The figures under Metrics come from a **backtest model**: "
+        "the same pipeline fitted on the training and calibration windows only, measured on the test window it never saw."
+    )
+    selection = result.selection
+    if selection is not None:
+        lines += ["", f"**How it was chosen.** {selection.verdict}", "",
+                  "Rolling-origin backtest over the rows before the test window: at each origin every candidate is "
+                  "fitted on the earlier rows; its scores of the block after the next are recalibrated out of fold "
+                  "within that block (ranking loss, which picks the candidate) and calibrated on the next block "
+                  "(forecast loss, which picks the calibration method). Lowest mean wins; the noise is the standard "
+                  "error across origins.", "",
+                  "| option | ranking log loss | standard error | gain over constant | its standard error | "
+                  "forecast log loss | standard error |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for row in selection.summary.itertuples():
+            lines.append(f"| {row.option} | {row.mean_ranking_log_loss:.4f} | {row.se_ranking_log_loss:.4f} | "
+                         f"{row.mean_gain_over_constant:.4f} | {row.se_gain_over_constant:.4f} | "
+                         f"{row.mean_log_loss:.4f} | {row.se_log_loss:.4f} |")
+        lines.append("")
+    elif result.candidates:
         tournament = ", ".join(f"{c.name} {c.calibration_log_loss:.4f}" for c in result.candidates)
-        lines.append(f"Chosen by out-of-fold log loss inside the calibration window: {tournament}.")
+        lines.append(f"Chosen by out-of-fold log loss inside the calibration window (too few rows for rolling origins): "
+                     f"{tournament}.")
+    notes = {**{f"{c.name} candidate": c.details["calibration_note"] for c in result.candidates
+                if "calibration_note" in c.details},
+             **({"registered model": result.scorer.classifier.note} if result.scorer.classifier.note else {})}
+    for who, note in notes.items():
+        lines.append(f"- calibration guard ({who}): {note}")
     dimensions = result.scorer.dimensions
     if dimensions is not None:
         for name, model in dimensions.models.items():
@@ -121,7 +151,9 @@ def _span(window: pd.DataFrame, table, method: str) -> str:
 
 
 def _metrics_section(result: TrainingResult, fallback: bool) -> str:
-    where = "every labelled row" if fallback else "the test window"
+    where = ("every labelled row" if fallback else
+             "the test window, **backtest figures**: leadscore here is the backtest model, fitted without the test window "
+             "(the registered model was refitted on all rows, these included, so it has no held-out figure of its own)")
     lines = ["## Metrics", "", f"On {where} ({len(result.split.test):,} rows). "
              "Each row of the table is logged in the run as metrics (`test_*` for leadscore, `<model>_test_*` otherwise).",
              "", "| model | " + " | ".join(title for _, title, _ in METRICS) + " |",
@@ -133,7 +165,8 @@ def _metrics_section(result: TrainingResult, fallback: bool) -> str:
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if not fallback:
         points = ", and the config's hand-set `points_baseline` rules" if "baseline_points" in result.metrics else ""
-        lines += ["", f"Baselines: a plain logistic regression on the same features without calibration{points}."]
+        lines += ["", "Baselines: a plain logistic regression on the same features and rows as the backtest model, "
+                  f"without calibration{points}."]
     return "\n".join(lines)
 
 
@@ -149,13 +182,22 @@ def _cutoffs_section(result: TrainingResult) -> str:
     lines.append(f"- MQL: p_convert >= {cutoffs.mql:.4f} (score {cutoffs.mql_points:g}); policy: {cutoffs.mql_policy}")
     lines.append(f"- SQL: p_convert >= {cutoffs.sql:.4f} (score {cutoffs.sql_points:g}); policy: {cutoffs.sql_policy}")
     lines.extend(f"- note: {note}" for note in cutoffs.notes)
+    lines.extend(f"- **warning**: {warning}" for warning in cutoffs.warnings)
+    deployed = result.tables.get("cutoff_bands_deployed")
+    if deployed is not None:
+        lines += ["", "The registered model's cutoffs were chosen on its out-of-fold probabilities of the test window:"]
+        lines.extend(f"- {row.band}: {row.leads:,} leads ({row.share_of_leads:.1%}), conversion "
+                     f"{_rate(row)}, {row.share_of_conversions:.1%} of conversions" for row in deployed.itertuples())
     bands = result.tables.get("cutoff_bands")
     if bands is not None:
-        lines += ["", "Realised on the calibration window (where the cutoffs were chosen) and the test window:", "",
+        backtest = result.backtest.cutoffs if result.backtest is not None else None
+        chosen = (f"The backtest model's cutoffs under the same policies (MQL p >= {backtest.mql:.4f}, SQL p >= "
+                  f"{backtest.sql:.4f}), realised" if backtest is not None else "Realised")
+        lines += ["", f"{chosen} on the calibration window (where they were chosen) and the test window:", "",
                   "| window | band | leads | share of leads | conversion rate (95 % interval) | share of conversions |",
                   "|---|---|---:|---:|---:|---:|"]
         for row in bands.itertuples():
-            rate = "–" if row.leads == 0 else f"{row.conversion_rate:.1%} ({row.rate_ci_low:.1%} to {row.rate_ci_high:.1%})"
+            rate = _rate(row)
             lines.append(f"| {row.window} | {row.band} | {row.leads:,} | {row.share_of_leads:.1%} | {rate} | "
                          f"{row.share_of_conversions:.1%} |")
     return "\n".join(lines)
@@ -192,7 +234,6 @@ def _leakage_section(result: TrainingResult) -> str:
 
 def _use_section(result: TrainingResult, cfg: Config, fallback: bool) -> str:
     label = result.table.label_column
-    calibration = result.split.calibration
     intended = (
         "**Intended use.** Ranking and prioritising leads of the same population, sources and period as the training "
         "data, so that sales and marketing work the most promising ones first; MQL / SQL flags as a routing aid."
@@ -207,18 +248,33 @@ def _use_section(result: TrainingResult, cfg: Config, fallback: bool) -> str:
         limits.append("- The points are hand-set, not learned: they rank leads by the rules' judgement and say nothing "
                       "about how often a lead converts.")
     else:
-        rate = f"{calibration[label].mean():.1%}" if len(calibration) else "unknown"
+        latest = result.split.test
+        rate = f"{latest[label].mean():.1%}" if len(latest) else "unknown"
         limits.append(
-            f"- `p_convert` is calibrated to the conversion rate of the calibration window ({rate}). If the base rate "
+            f"- `p_convert` is calibrated to the conversion rate of the latest window ({rate}). If the base rate "
             "shifts (season, campaign, a new market), the ranking may hold but a score no longer means the same rate; "
             "retrain or recalibrate on recent data."
         )
-        limits.append("- Metrics come from one out-of-time test window; a future period can differ.")
+        limits.append("- Metrics come from a backtest on one out-of-time test window; the registered model also learned "
+                      "from that window, so its own performance on new leads is not measured here, and a future period "
+                      "can differ.")
+        if result.selection is not None and not result.selection.any_beats_constant:
+            limits.append("- No candidate beat a constant predictor (the base rate) beyond noise in the rolling backtest: "
+                          "treat the ranking as weak.")
     if cfg.event_log is not None:
         limits.append(f"- A score is the chance of conversion within {cfg.event_log.horizon_days} days of scoring; "
                       "leads that convert later count as not converted in training.")
     limits.append("- Correlation, not cause: a driver raising the score does not mean acting on it raises conversion.")
     return "\n".join(["## Intended use and limits", "", intended, "", not_for, "", *limits])
+
+
+def _rate(row) -> str:
+    """A band's conversion rate with its 95 % interval."""
+    return "–" if row.leads == 0 else f"{row.conversion_rate:.1%} ({row.rate_ci_low:.1%} to {row.rate_ci_high:.1%})"
+
+
+def _deployed_rows(result: TrainingResult) -> int:
+    return len(result.split.train) + len(result.split.calibration) + len(result.split.test)
 
 
 def _share(part: int, whole: int) -> str:

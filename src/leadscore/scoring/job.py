@@ -13,6 +13,8 @@ everything else is this module's, the same whatever the engine:
   when the share of rejected rows is within `max_reject_share`. Each output is written beside its place
   and renamed into it, so a failed or interrupted job leaves the previous scores untouched and no
   partial file; a file system failure is an `OutputError` (exit 6) naming the output and the fix;
+- no output may be the input (it would be overwritten while read), and temporaries left beside the
+  outputs by a killed job (`kill -9`) are removed before the job starts (`leadscore.data.io`);
 - the drift report (`<output stem>.drift.json`: population stability per feature and for the score,
   `leadscore.model.drift`), the top leads, the report and its log lines.
 
@@ -45,7 +47,7 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from leadscore.config import ScoringConfig, load_config
-from leadscore.data.io import output_error
+from leadscore.data.io import output_error, remove_stale_temporaries
 from leadscore.data.row_checks import REASONS, REJECT_COLUMNS
 from leadscore.data.sources import EVENT_LOG, SNAPSHOT, open_source
 from leadscore.data.streams import OUTPUT_SUFFIXES
@@ -235,6 +237,10 @@ def score_file(
         raise InputError(f"unsupported output type '{Path(output).suffix}'",
                          fix=f"name the output with one of {OUTPUT_SUFFIXES}")
     rejects, drift_path = side_paths(output, rejects_path)
+    refuse_overwriting_input(input_path, {"--output": output, "--rejects": rejects, "the drift report": drift_path})
+    for path in (output, rejects, drift_path):
+        for stale in remove_stale_temporaries(path):
+            log.info("removed %s, left behind by a job that was killed", stale)
     started = time.perf_counter()
     loaded = load_model(model_uri)
     if source.form == SNAPSHOT:
@@ -265,6 +271,19 @@ def score_file(
             run.files.discard()
     log_findings(report, drift_path)
     return report
+
+
+def refuse_overwriting_input(input_path, outputs: Mapping[str, str]) -> None:
+    """An input error when an output is the input (or lies inside an event-log folder being read)."""
+    source = Path(os.fspath(input_path)).resolve()
+    for option, path in outputs.items():
+        target = Path(path).resolve()
+        if target == source or source in target.parents:
+            raise InputError(
+                f"{option} {path} is the input {os.fspath(input_path)}" + ("" if target == source else " (inside it)")
+                + ": writing it would destroy the leads being scored",
+                fix="write the scores to another file",
+            )
 
 
 def _require_form(engine: Engine, form: str, input_path, as_of: str | None) -> None:

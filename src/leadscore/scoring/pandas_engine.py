@@ -20,7 +20,7 @@ import pandas as pd
 from leadscore.config import ScoringConfig
 from leadscore.data.io import LocalFiles
 from leadscore.data.row_checks import SeenIds, split_rows
-from leadscore.data.sources import EVENT_LOG, SNAPSHOT
+from leadscore.data.sources import EVENT_LOG, SNAPSHOT, UNREADABLE_ROWS
 from leadscore.data.streams import TableWriter
 from leadscore.progress import Progress
 from leadscore.schema import PROVENANCE_COLUMNS, STATUS_COLUMN
@@ -81,11 +81,12 @@ class _ChunkScorer:
     def score(self, chunk: pd.DataFrame, status: np.ndarray | None, scores: TableWriter, rejected: TableWriter) -> None:
         """Check, score and write one chunk; `status` is the lead status of each of its rows (event logs)."""
         scorer, tally = self.scorer, self.tally
+        unreadable = chunk.attrs.get(UNREADABLE_ROWS)  # rows a CSV reader could not read, kept in place
         rows = np.arange(tally.rows_read + 1, tally.rows_read + len(chunk) + 1)
         tally.read(len(chunk))
         if scorer.id_column not in chunk.columns:  # a model without ids: the row number is the id
             chunk = chunk.assign(**{scorer.id_column: rows})
-        valid, rejects = split_rows(chunk, rows, scorer.id_column, scorer.numeric_columns, self.seen)
+        valid, rejects = split_rows(chunk, rows, scorer.id_column, scorer.numeric_columns, self.seen, unreadable)
         if len(rejects):
             rejected.write(rejects)
             tally.reject(rejects["reason"].value_counts().to_dict())

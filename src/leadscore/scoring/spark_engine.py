@@ -8,7 +8,11 @@ scores equal the pandas engine's. What differs is what Spark does better at scal
 - rows are numbered by position within Spark's input partitions, which for one file is file order;
 - the scores are written as Spark writes them, a folder of part files named by `output` (pandas,
   pyarrow and most query engines read such a folder as one table), in no particular row order;
-- the rejects file is one CSV file, as with the pandas engine.
+- the rejects file is one CSV file, as with the pandas engine;
+- a CSV row Spark cannot parse stops the job (exit 4) instead of becoming a reject.
+Any legal column name works (`emp.var.rate` is one column, not a struct field): columns are always
+referred to by `spark_column`. Formula-like text cells of CSV outputs are neutralised as by the pandas
+engine (`leadscore.data.streams`).
 Outputs are written beside their final place and renamed into it with the Hadoop file system API
 (atomic for a file on local disks and HDFS; a folder is swapped in by two renames). Tables are read as
 their source kind says Spark reads them (`TableSource.spark_frame`); event logs are not scored here.
@@ -39,7 +43,8 @@ from leadscore.data.row_checks import (
     PROBLEM_COLUMNS,
     row_problems,
 )
-from leadscore.data.sources import SNAPSHOT
+from leadscore.data.sources import SNAPSHOT, spark_column
+from leadscore.data.streams import FORMULA_START, PLAIN_NUMBER
 from leadscore.errors import ConfigError, InputError
 from leadscore.model.drift import SCORE, DriftCounter
 from leadscore.schema import PROVENANCE_COLUMNS
@@ -142,7 +147,8 @@ class _SparkJob:
         scores = self._scores(valid).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             tally.reject(dict(checked.filter(F.col("reason").isNotNull()).groupBy("reason").count().collect()))
-            scores.write.options(**_CSV_WRITE).format(self.job.fmt[1:]).save(staged.scores)
+            written = _neutralised(scores) if self.job.fmt == ".csv" else scores
+            written.write.options(**_CSV_WRITE).format(self.job.fmt[1:]).save(staged.scores)
             tally.score(scores.count())
             self._write_rejects(checked, staged.rejects)
             if tally.drift is not None:
@@ -168,7 +174,7 @@ class _SparkJob:
         partition = F.shiftright(position, _ROW_BITS).cast("int")
         first_row = F.element_at(F.array(*[F.lit(o).cast("long") for o in offsets or [0]]), partition + 1)
         row = first_row + position.bitwiseAND(F.lit((1 << _ROW_BITS) - 1)) + 1
-        numbered = raw.select(*columns, row.alias(_ROW))
+        numbered = raw.select(*[spark_column(c) for c in columns], row.alias(_ROW))
         if scorer.id_column not in raw.columns:  # a model without ids: the row number is the id
             numbered = numbered.withColumn(scorer.id_column, F.col(_ROW))
         return numbered, total
@@ -187,13 +193,15 @@ class _SparkJob:
                 typed, problems = row_problems(batch, id_column, numeric)
                 yield typed.join(problems)
 
-        checked = numbered.mapInPandas(check, schema)
+        checked = _map_in_pandas(numbered, check, schema)
         # Ids that occur more than once, with their first row: an aggregate of the id column alone, which
         # is small when duplicates are rare, so the rows themselves are not shuffled.
         repeated_ids = (checked.filter(F.coalesce(F.col("reason"), F.lit("")) != MISSING_ID)
-                        .groupBy(id_column).agg(F.min(_ROW).alias("_first"), F.count("*").alias("_n"))
+                        .groupBy(spark_column(id_column).alias("_repeated_id"))
+                        .agg(F.min(_ROW).alias("_first"), F.count("*").alias("_n"))
                         .filter(F.col("_n") > 1).drop("_n"))
-        joined = checked.join(repeated_ids, on=id_column, how="left")
+        joined = checked.join(repeated_ids, spark_column(id_column) == F.col("_repeated_id"), how="left"
+                              ).drop("_repeated_id")
         repeated = F.col("_first").isNotNull() & (F.col(_ROW) != F.col("_first"))
         duplicate = {"column": F.lit(id_column), "reason": F.lit(DUPLICATE_ID), "detail": F.lit(DUPLICATE_DETAIL)}
         return joined.withColumns({c: F.when(repeated, duplicate[c]).otherwise(F.col(c)) for c in PROBLEM_COLUMNS}
@@ -209,10 +217,11 @@ class _SparkJob:
             udf = mlflow.pyfunc.spark_udf(self.spark, self.model_uri, env_manager="local", result_type=result_type,
                                           params=model_params(self.reasons))
         inputs = udf.metadata.get_input_schema().input_names()
-        out = valid.select(udf(*[F.col(c) for c in inputs]).alias("_out")).select("_out.*")
+        out = valid.select(udf(*[spark_column(c) for c in inputs]).alias("_out")).select("_out.*")
         # spark_udf turns a missing text value into the text of pandas' missing marker, by dtype; put back null.
         text = [f.name for f in result_type if f.dataType.typeName() == "string" and f.name != self.scorer.id_column]
-        out = out.withColumns({c: F.when(F.col(c).isin(*_MISSING_MARKERS), None).otherwise(F.col(c)) for c in text})
+        out = out.withColumns({c: F.when(spark_column(c).isin(*_MISSING_MARKERS), None).otherwise(spark_column(c))
+                               for c in text})
         scored_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         values = dict(zip(PROVENANCE_COLUMNS, (self.loaded.name, self.loaded.version, scored_at)))
         return out.withColumns({c: F.lit(v) for c, v in values.items()})
@@ -242,11 +251,11 @@ class _SparkJob:
         """The rejected rows in input order, as one CSV file at `path`."""
         from pyspark.sql import functions as F
 
-        columns = {"row": F.col(_ROW), "id": F.col(self.scorer.id_column).cast("string"),
+        columns = {"row": F.col(_ROW), "id": spark_column(self.scorer.id_column).cast("string"),
                    **{c: F.col(c) for c in PROBLEM_COLUMNS}}
         folder = self.files.temporary(path)
-        (checked.filter(F.col("reason").isNotNull()).select(*[v.alias(k) for k, v in columns.items()])
-         .orderBy("row").coalesce(1).write.options(**_CSV_WRITE).csv(folder))
+        rejected = checked.filter(F.col("reason").isNotNull()).select(*[v.alias(k) for k, v in columns.items()])
+        (_neutralised(rejected).orderBy("row").coalesce(1).write.options(**_CSV_WRITE).csv(folder))
         self.files.move_single_part(folder, path)
 
     @staticmethod
@@ -265,7 +274,7 @@ class _SparkJob:
                     counter.add(features=batch)
             yield pd.DataFrame({"counts": [json.dumps(counter.as_lists())]})
 
-        for part in (valid.select(*reference.features), scores.select(SCORE)):
+        for part in (valid.select(*[spark_column(c) for c in reference.features]), scores.select(SCORE)):
             for row in part.mapInPandas(partition_counts, "counts string").collect():
                 total.add_counts(json.loads(row["counts"]))
 
@@ -276,7 +285,39 @@ class _SparkJob:
             for batch in batches:
                 yield top_leads(batch, n)
 
-        return scores.mapInPandas(partition_top, scores.schema).toPandas()
+        return _map_in_pandas(scores, partition_top, scores.schema).toPandas()
+
+
+def _map_in_pandas(frame, function, schema):
+    """`mapInPandas` for any column names: Spark reads the names of its output schema as references, where a
+    dot would mean a struct field, so the columns travel under positional names and are renamed back."""
+    from pyspark.sql.types import StructField, StructType
+
+    names = list(frame.columns)
+    to_safe = {name: f"_c{i}" for i, name in enumerate(names)}
+    to_name = {safe: name for name, safe in to_safe.items()}
+    fields = [StructField(to_safe.get(f.name, f.name), f.dataType, f.nullable) for f in schema]
+
+    def mapped(batches):
+        for batch in batches:
+            for out in function(iter([batch.rename(columns=to_name)])):
+                yield out.rename(columns=to_safe)
+
+    result = frame.toDF(*[to_safe[n] for n in names]).mapInPandas(mapped, StructType(fields))
+    return result.toDF(*[to_name.get(f.name, f.name) for f in fields])
+
+
+def _neutralised(frame):
+    """The frame with formula-like text cells neutralised, as `leadscore.data.streams` does for CSV outputs."""
+    from pyspark.sql import functions as F
+
+    def cell(name):
+        column = spark_column(name)
+        risky = column.rlike(FORMULA_START.pattern) & ~column.rlike(PLAIN_NUMBER.pattern)
+        return F.when(risky, F.concat(F.lit("'"), column)).otherwise(column).alias(name)
+
+    return frame.select(*[cell(f.name) if f.dataType.typeName() == "string" else spark_column(f.name)
+                          for f in frame.schema])
 
 
 @contextmanager

@@ -7,6 +7,8 @@ Conversion-rate guarantees use the exact (Clopper-Pearson) binomial bound.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 from scipy.stats import beta
@@ -16,10 +18,13 @@ from leadscore.config import (
     CutoffsConfig,
     KeepConversions,
     MinConversionRate,
+    MinLift,
     TopFraction,
 )
 from leadscore.errors import ConfigError
 from leadscore.model.cutoffs import BANDS, Cutoffs
+
+log = logging.getLogger(__name__)
 
 
 def clopper_pearson_lower(k: np.ndarray, n: np.ndarray, confidence: float) -> np.ndarray:
@@ -52,7 +57,34 @@ def _candidates(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
 
 def choose_cutoff(p: np.ndarray, y: np.ndarray, policy: CutoffPolicy, *, which: str) -> tuple[float, str]:
     """The cutoff one policy asks for, with a one-line description of the policy."""
+    cutoff, text, _ = _choose(p, y, policy, which=which)
+    return cutoff, text
+
+
+def _choose(p: np.ndarray, y: np.ndarray, policy: CutoffPolicy, *, which: str) -> tuple[float, str, str | None]:
+    """The cutoff one policy asks for, its description, and a warning when the policy could only be approached."""
     cutoffs, n_above, k_above = _candidates(np.asarray(p, dtype=float), np.asarray(y, dtype=int))
+    if isinstance(policy, MinLift):
+        base = k_above[-1] / n_above[-1]
+        rate = policy.lift * base
+        lower = clopper_pearson_lower(k_above, n_above, policy.confidence)
+        feasible = np.flatnonzero(lower >= rate)
+        text = (f"conversion above the cutoff >= {policy.lift:g}x the average ({rate:.1%}) "
+                f"with {policy.confidence:.0%} confidence")
+        if feasible.size:
+            return float(cutoffs[feasible[-1]]), text, None
+        # Conversion at `lift` times the average is possible only among at most 1/lift of the leads: the best
+        # fallback is sought there, or the widest cutoff, whose bound is tightest, would always win.
+        within = n_above <= max(n_above[0], n_above[-1] / max(policy.lift, 1.0))
+        best = int(np.argmax(np.where(within, lower, -1.0)))
+        reached = f"{lower[best]:.1%} ({lower[best] / base:.1f}x the average {base:.1%})" if base > 0 else f"{lower[best]:.1%}"
+        message = (f"cutoffs.{which}: no cutoff gives {policy.lift:g}x the average conversion ({rate:.1%}) with "
+                   f"{policy.confidence:.0%} confidence on the calibration window; the best achievable lower bound is "
+                   f"{reached} at p >= {cutoffs[best]:.3f} ({n_above[best]} leads, {k_above[best]} conversions)")
+        if policy.if_unreachable == "stop":
+            raise ConfigError(f"{message}. Lower the lift or the confidence, or choose another policy")
+        return float(cutoffs[best]), f"{text}; unreachable, so the best lower bound", (
+            f"{message}, so the cutoff was set there. Lower cutoffs.{which}.lift to silence this")
     if isinstance(policy, MinConversionRate):
         lower = clopper_pearson_lower(k_above, n_above, policy.confidence)
         feasible = np.flatnonzero(lower >= policy.conversion_rate)
@@ -74,18 +106,34 @@ def choose_cutoff(p: np.ndarray, y: np.ndarray, policy: CutoffPolicy, *, which: 
         index = int(np.flatnonzero(n_above >= fraction * n_above[-1])[0])
         text = (f"top {fraction:.1%} of leads" if isinstance(policy, TopFraction)
                 else f"capacity {policy.leads_per_week} of {policy.weekly_volume} leads a week")
-    return float(cutoffs[index]), text
+    return float(cutoffs[index]), text, None
 
 
 def choose_cutoffs(p: np.ndarray, y: np.ndarray, cfg: CutoffsConfig) -> Cutoffs:
-    """Both cutoffs; the MQL cutoff is lowered to the SQL cutoff if its policy asks for more."""
-    sql, sql_text = choose_cutoff(p, y, cfg.sql, which="sql")
-    mql, mql_text = choose_cutoff(p, y, cfg.mql, which="mql")
+    """Both cutoffs; the MQL cutoff is lowered to the SQL cutoff if its policy asks for more.
+
+    A policy that could only be approached, and an MQL band left empty on the window (no lead between the two
+    cutoffs, so every MQL is an SQL), are warnings carried by the cutoffs (logged, tagged on the run, shown in the
+    model card), or a ConfigError when `cfg.strict`."""
+    p = np.asarray(p, dtype=float)
+    sql, sql_text, sql_warning = _choose(p, y, cfg.sql, which="sql")
+    mql, mql_text, mql_warning = _choose(p, y, cfg.mql, which="mql")
     notes = ()
+    warnings = [w for w in (sql_warning, mql_warning) if w]
     if mql > sql:
         notes = (f"the MQL policy asked for p >= {mql:.4f}, above the SQL cutoff; the MQL cutoff was set to the SQL cutoff",)
         mql = sql
-    return Cutoffs(mql=mql, sql=sql, mql_policy=mql_text, sql_policy=sql_text, notes=notes)
+    if not ((p >= mql) & (p < sql)).any():
+        warnings.append(
+            f"the MQL band is empty: no lead of the calibration window scores between the MQL cutoff (p >= {mql:.4f}) "
+            f"and the SQL cutoff (p >= {sql:.4f}), so every MQL is also an SQL. Loosen cutoffs.mql (e.g. a higher "
+            "recall) or tighten cutoffs.sql (e.g. a higher lift)"
+        )
+    if warnings and cfg.strict:
+        raise ConfigError("; ".join(warnings) + " (cutoffs.strict is on: set it to false to train with a warning)")
+    for warning in warnings:
+        log.warning(warning)
+    return Cutoffs(mql=mql, sql=sql, mql_policy=mql_text, sql_policy=sql_text, notes=notes, warnings=tuple(warnings))
 
 
 def band_table(p: np.ndarray, y: np.ndarray, cutoffs: Cutoffs, window: str) -> pd.DataFrame:

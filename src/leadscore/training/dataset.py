@@ -1,16 +1,33 @@
 """Turn the configured input (snapshot table or event log) into one validated training table.
+
+Personal data is decided right after reading, before anything else sees the rows
+(`leadscore.data.personal.personal_decisions`: declared, by name in four languages, by values in a sample,
+overruled by `data.not_personal`). Every decision is logged (names and rule words, never a value) and kept
+on the table (`TrainingTable.personal_decisions`) for the model card. The id column may not be personal:
+it is written beside every score.
+
+Free text (long, mostly distinct text: notes, "source detail") is dropped unless `data.categorical_columns`
+declares it: learned as a category it would be one level per lead, every one of them pickled with the model.
+The drop is a logged decision on the table (kind `free_text`), not an error, because CRM exports nearly
+always carry such a column and it can never be a useful category.
+
+Date columns (a date learned as a 290-value category): a text column whose cells are nearly all dates
+(`2025-03-01`, `31.12.2025`, `03/01/2025`; month names alone are not dates) is never a feature. When no
+`data.time_column` is declared and there is exactly one, it becomes the time column (logged, and kept as
+`TrainingTable.inferred_time_column`), so the split is out of time; otherwise training stops naming the
+columns and the fix (declare the time column, list the others in `data.exclude_columns`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
 from leadscore.config import Config, DataConfig
-from leadscore.data.personal import personal_columns
-from leadscore.data.sources import read_table
+from leadscore.data.personal import PersonalDecision, personal_decisions
+from leadscore.data.sources import ReadOptions, read_table
 from leadscore.data.validation import (
     binary_label,
     check_ids,
@@ -30,6 +47,7 @@ from leadscore.features.events import (
     load_event_log,
     training_rows,
 )
+from leadscore.progress import stage
 from leadscore.schema import ROW_ID
 
 log = logging.getLogger(__name__)
@@ -46,10 +64,21 @@ class TrainingTable:
     feature_columns: list[str]
     event_spec: EventFeatureSpec | None
     dropped_personal: list[str]
+    # One decision per column read (leads table for an event log): personal or not, by which rule, and why.
+    personal_decisions: tuple[PersonalDecision, ...] = ()
+    # The date column taken as the time column because none was declared, else None.
+    inferred_time_column: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)  # what reading decided, in words, for the run and the card
 
     @property
     def conversions(self) -> int:
         return int(self.frame[self.label_column].sum())
+
+    @property
+    def dropped_free_text(self) -> list[str]:
+        """Free-text columns dropped because they were not declared categorical."""
+        return [d.column for d in self.personal_decisions if d.free_text and not d.personal
+                and d.column not in self.frame.columns]
 
 
 def load_training_table(cfg: Config) -> TrainingTable:
@@ -76,7 +105,48 @@ def too_few_conversions(table: TrainingTable, minimum: int) -> InputError:
 
 def _from_snapshot(cfg: Config) -> TrainingTable:
     data = cfg.data
-    return snapshot_table(read_table(data.resolved_path, csv_separator=data.csv_separator, na_values=data.na_values), data)
+    stage("reading")
+    frame = read_table(data.resolved_path, csv_separator=data.csv_separator, na_values=data.na_values,
+                       encoding=data.encoding, text_columns=[data.id_column] if data.id_column else [])
+    stage("features")
+    return snapshot_table(frame, data)
+
+
+def decide_personal(frame: pd.DataFrame, data: DataConfig, *, table: str, id_column: str | None,
+                    roles: dict[str, str | None] | None = None) -> list[PersonalDecision]:
+    """Personal decisions for every column of `frame`, logged; a `ConfigError` when the id (or another
+    column with a role: label, time) is personal."""
+    decisions = personal_decisions(frame, data.personal_columns, data.not_personal)
+    by_column = {d.column: d for d in decisions}
+    for key, column in {"id_column": id_column, **(roles or {})}.items():
+        decision = by_column.get(str(column)) if column else None
+        if decision is not None and decision.personal:
+            raise ConfigError(
+                f"data.{key} names '{column}', a personal column ({decision.why}): it would be copied to every "
+                f"output. Fix: name a non-personal column (a CRM record id) as data.{key}, or, if '{column}' holds "
+                "nothing personal, list it in data.not_personal"
+            )
+    for decision in decisions:
+        if decision.personal:
+            log.info("%s: column '%s' is personal and is dropped: %s", table, decision.column, decision.why)
+        elif decision.kind != "kept" or not decision.why.startswith("no personal name"):
+            log.info("%s: column '%s' is kept: %s", table, decision.column, decision.why)
+    return decisions
+
+
+def columns_to_drop(decisions: list[PersonalDecision], data: DataConfig, frame: pd.DataFrame,
+                    roles: tuple[str | None, ...] = ()) -> tuple[list[str], list[str]]:
+    """The personal columns, and the free-text ones not declared categorical: (personal, free text).
+
+    Columns with a role (id, label, time) and columns of dates (see `parse_dates`) are never free text."""
+    personal = [d.column for d in decisions if d.personal]
+    kept = {*data.categorical_columns, *data.exclude_columns, *(r for r in roles if r)}
+    free_text = [d.column for d in decisions if not d.personal and d.free_text and d.column not in kept
+                 and parse_dates(frame[d.column]) is None]
+    for column in free_text:
+        log.warning("column '%s' holds free text and is not a feature; declare it in data.categorical_columns "
+                    "to learn it as a category, or list it in data.exclude_columns", column)
+    return personal, free_text
 
 
 def snapshot_table(frame: pd.DataFrame, data: DataConfig) -> TrainingTable:
@@ -86,8 +156,11 @@ def snapshot_table(frame: pd.DataFrame, data: DataConfig) -> TrainingTable:
     required = [c for c in (data.label_column, data.id_column, data.time_column) if c]
     require_columns(frame, required, "the training table", "name the right columns in the data section of the config")
 
-    hidden = personal_columns(frame.columns, data.personal_columns)
-    frame = frame.drop(columns=hidden)
+    decisions = decide_personal(frame, data, table="the training table", id_column=data.id_column,
+                                roles={"label_column": data.label_column, "time_column": data.time_column})
+    hidden, free_text = columns_to_drop(decisions, data, frame, (data.id_column, data.label_column, data.time_column))
+    frame = frame.drop(columns=[*hidden, *free_text])
+    notes = [f"free-text column '{c}' is not a feature (not declared in data.categorical_columns)" for c in free_text]
     if data.id_column:
         check_ids(frame, data.id_column, "the training table")
         id_column = data.id_column
@@ -95,6 +168,7 @@ def snapshot_table(frame: pd.DataFrame, data: DataConfig) -> TrainingTable:
         id_column = ROW_ID
         frame.insert(0, ROW_ID, range(1, len(frame) + 1))
     frame[data.label_column] = binary_label(frame[data.label_column], data.positive_label, data.label_column)
+    time_column = data.time_column
     if data.time_column:
         frame[data.time_column] = parse_timestamps(frame, data.time_column, "the training table")
 
@@ -103,6 +177,26 @@ def snapshot_table(frame: pd.DataFrame, data: DataConfig) -> TrainingTable:
         raise ConfigError(f"data.exclude_columns names columns the data does not have: {unknown_excluded}")
     reserved = {id_column, data.label_column, data.time_column, *data.exclude_columns}
     features = [c for c in frame.columns if c not in reserved]
+    inferred = None
+    dates = {c: parsed for c in features if c not in data.categorical_columns
+             for parsed in [parse_dates(frame[c])] if parsed is not None}
+    if dates:
+        if time_column is None and len(dates) == 1:
+            inferred = time_column = next(iter(dates))
+            frame[inferred] = dates[inferred]
+            features.remove(inferred)
+            note = (f"column '{inferred}' holds dates and no data.time_column is declared: it is the time column, "
+                    "so the split is out of time (declare data.time_column to choose another)")
+            log.warning(note)
+            notes.append(note)
+        else:
+            declared = f"data.time_column is '{time_column}'" if time_column else f"there are {len(dates)} of them"
+            raise InputError(
+                f"columns {sorted(dates)} hold dates, which are never learned as categories, and {declared}",
+                column=sorted(dates)[0],
+                fix="declare the column that says when each row was observed as data.time_column and list the other "
+                "date columns in data.exclude_columns (or turn them into numbers, such as days since, before training)",
+            )
     dated = [c for c in features if pd.api.types.is_datetime64_any_dtype(frame[c])]
     if dated:
         raise ConfigError(f"columns {dated} hold dates, which are not features; add them to data.exclude_columns")
@@ -115,9 +209,37 @@ def snapshot_table(frame: pd.DataFrame, data: DataConfig) -> TrainingTable:
         else:
             _refuse_stray_text(frame[column], column)
     return TrainingTable(
-        frame=frame, id_column=id_column, label_column=data.label_column, time_column=data.time_column,
-        feature_columns=features, event_spec=None, dropped_personal=hidden,
+        frame=frame, id_column=id_column, label_column=data.label_column, time_column=time_column,
+        feature_columns=features, event_spec=None, dropped_personal=hidden, personal_decisions=tuple(decisions),
+        inferred_time_column=inferred, notes=tuple(notes),
     )
+
+
+# Cells that are dates: ISO (2025-03-01, with an optional time), day first with dots (31.12.2025) or month or
+# day first with slashes (03/01/2025). A month name alone ("Feb", "may") is not a date: it has no digits.
+_DATE_CELL = (
+    r"\s*(?:\d{4}-\d{1,2}-\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+    r"|\d{1,2}\.\d{1,2}\.\d{2,4}(?: \d{1,2}:\d{2}(?::\d{2})?)?"
+    r"|\d{1,2}/\d{1,2}/\d{2,4}(?: \d{1,2}:\d{2}(?::\d{2})?)?)\s*"
+)
+_DATE_SHARE = 0.95  # of filled cells: a few typing errors do not make a column of dates anything else
+
+
+def parse_dates(values: pd.Series) -> pd.Series | None:
+    """A text column of dates as UTC timestamps, or None when it is not one (see `_DATE_CELL`)."""
+    if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+        return None
+    filled = values.notna()
+    if not filled.any() or not values[filled].map(lambda v: isinstance(v, str)).all():
+        return None
+    text = values[filled].astype("string")
+    if text.str.fullmatch(_DATE_CELL).mean() < _DATE_SHARE:
+        return None
+    dotted = text.str.match(r"\s*\d{1,2}\.\d").mean() > 0.5  # 31.12.2025: day first, as written in Germany
+    parsed = pd.to_datetime(values.astype("string").str.strip(), utc=True, errors="coerce", format="mixed",
+                            dayfirst=bool(dotted))
+    return parsed if parsed[filled].notna().mean() >= _DATE_SHARE else None
+
 
 
 # A text column whose values are numbers but for at most this share is taken for a numeric column with
@@ -142,11 +264,23 @@ def _refuse_stray_text(values: pd.Series, column: str) -> None:
 
 def _from_event_log(cfg: Config) -> TrainingTable:
     layout = EventLogLayout.from_config(cfg)
-    log = load_event_log(cfg.data.resolved_path, layout, na_values=cfg.data.na_values)
-    spec = feature_spec(log, cfg)
+    stage("reading")
+    log = load_event_log(cfg.data.resolved_path, layout, na_values=cfg.data.na_values,
+                         read_options=read_options(cfg.data))
+    stage("features")
+    profile = log.leads[[c for c in log.leads.columns if c != layout.created_column]]
+    decisions = decide_personal(profile, cfg.data, table="leads", id_column=layout.id_column)
+    hidden, free_text = columns_to_drop(decisions, cfg.data, profile, (layout.id_column,))
+    spec = feature_spec(log, cfg, hidden=[*hidden, *free_text])
     frame = training_rows(log, spec, cfg.event_log)
-    hidden = personal_columns(log.leads.columns, cfg.data.personal_columns)
+    notes = [f"free-text column '{c}' of the leads table is not a feature" for c in free_text]
     return TrainingTable(
         frame=frame, id_column=layout.id_column, label_column=LABEL_COLUMN, time_column=SNAPSHOT_COLUMN,
         feature_columns=spec.feature_columns, event_spec=spec, dropped_personal=hidden,
+        personal_decisions=tuple(decisions), notes=tuple(notes),
     )
+
+
+def read_options(data: DataConfig) -> ReadOptions:
+    """How the data section says text tables are read (separator and encoding: detected unless declared)."""
+    return ReadOptions(csv_separator=data.csv_separator, na_values=tuple(data.na_values), encoding=data.encoding)

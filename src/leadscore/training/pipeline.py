@@ -23,6 +23,7 @@ from leadscore.model.drift import build_reference
 from leadscore.model.explainer import build_explainer
 from leadscore.model.rules import PointsScorer, points_fallback, points_score
 from leadscore.model.scorer import LeadScorer
+from leadscore.progress import stage
 from leadscore.reporting.dimensions import report_dimensions
 from leadscore.reporting.metrics import (
     decile_table,
@@ -36,7 +37,7 @@ from leadscore.training.candidates import (
     fit_candidates,
     logistic_pipeline,
 )
-from leadscore.training.cutoffs import choose_cutoffs
+from leadscore.training.cutoffs import band_table, choose_cutoffs
 from leadscore.training.dataset import (
     TrainingTable,
     load_training_table,
@@ -46,9 +47,23 @@ from leadscore.training.dimensions import fit_dimensions
 from leadscore.training.leakage import LeakageReport, guard
 from leadscore.training.preflight import check_against_data
 from leadscore.training.split import Split, split_frame
-from leadscore.training.tournament import Candidate, refit_winner, run_tournament
+from leadscore.training.tournament import (
+    Candidate,
+    RollingBacktest,
+    choose_by_backtest,
+    refit_winner,
+    rolling_backtest,
+    rolling_origins,
+    run_tournament,
+)
 
 log = logging.getLogger(__name__)
+
+BACKTEST_COLUMN = "backtest_p_convert"  # the backtest's probability, beside each row of the logged test window
+
+
+def _tree_text(candidate: Candidate) -> str:
+    return f", {candidate.details['n_trees']} trees" if "n_trees" in candidate.details else ""
 
 
 @dataclass
@@ -65,12 +80,79 @@ class TrainingResult:
     figures: dict[str, Figure] = field(default_factory=dict)
     fingerprint: str = ""
     leakage: LeakageReport | None = None  # the leakage guard's evidence and flagged columns
+    # The backtest: the same pipeline fitted without the test window. `metrics` measure it on that window;
+    # `scorer` (what is registered) is refitted on every row. None for the points fallback (nothing was fitted).
+    backtest: LeadScorer | None = None
+    selection: RollingBacktest | None = None  # the rolling-origin backtest that chose the winner and its calibration
+    p_backtest: np.ndarray | None = None  # the backtest's probabilities of the test window's rows
 
     @property
     def test_frame(self) -> pd.DataFrame:
-        """The test window's ids, features and label (no personal columns): what promotion compares on."""
+        """The test window's ids, time (when there is one), features, label and the backtest's probability
+        (`BACKTEST_COLUMN`), without personal columns: what promotion compares on."""
         t = self.table
-        return self.split.test[[t.id_column, *t.feature_columns, t.label_column]]
+        columns = [t.id_column, *([t.time_column] if t.time_column and t.time_column not in t.feature_columns else []),
+                   *t.feature_columns, t.label_column]
+        frame = self.split.test[columns]
+        if self.p_backtest is not None:
+            frame = frame.assign(**{BACKTEST_COLUMN: self.p_backtest})
+        return frame
+
+    @property
+    def label_end(self) -> pd.Timestamp | None:
+        """With a time split: the end of the latest label window the deployed model learned from (time of its latest
+        row plus the horizon). A row at or after it shares no outcome with any row the model was fitted on."""
+        t = self.table
+        if self.split.method != "time" or self.backtest is None:
+            return None
+        horizon = self.scorer.metadata.get("horizon_days") or 0
+        return pd.to_datetime(t.frame[t.time_column], utc=True).max() + pd.Timedelta(days=horizon)
+
+    @property
+    def run_tags(self) -> dict[str, str]:
+        """What the run records about where its figures come from, how the deployed model was fitted and chosen."""
+        if self.backtest is None:
+            return {"deployed.model": "points fallback: nothing was fitted; metrics are measured on every labelled row"}
+        rows = len(self.split.train) + len(self.split.calibration) + len(self.split.test)
+        tags = {
+            "metrics.source": ("backtest: the test_* metrics, figures and cutoff bands come from a backtest model fitted "
+                               "on the training and calibration windows only, never on the test window"),
+            "deployed.refit": (f"the registered model was refitted on all {rows:,} rows (train + calibration + test) with "
+                               f"the backtest's choices ({self.winner.name}, {self.winner.calibration_method} calibration"
+                               f"{_tree_text(self.winner)}), calibrated on out-of-fold scores of the test window, "
+                               "where its cutoffs were chosen"),
+            "tournament.rule": ("rolling origins: the candidate of lowest mean ranking log loss (recalibrated within the "
+                                "forecast block), the calibration method of lowest mean forecast log loss; noise = "
+                                "standard error across origins; beats the constant when a one-sided t-test of the "
+                                "per-origin ranking gains rejects at 2.5 %"
+                                if self.selection is not None else
+                                "too few rows for rolling origins: out-of-fold log loss within the calibration window"),
+        }
+        if self.selection is not None:
+            tags["tournament.verdict"] = self.selection.verdict
+            tags["tournament.beats_constant"] = str(self.selection.any_beats_constant).lower()
+        notes = {f"calibration.note.{c.name}": c.details["calibration_note"]
+                 for c in self.candidates if "calibration_note" in c.details}
+        if self.scorer.classifier.note:
+            notes["calibration.note.deployed"] = self.scorer.classifier.note
+        if self.backtest.classifier.note:
+            notes["calibration.note.backtest"] = self.backtest.classifier.note
+        tags.update(notes)
+        if self.label_end is not None:
+            tags["training.label_end"] = self.label_end.isoformat()
+            tags["time_column"] = self.table.time_column
+        return tags
+
+    @property
+    def run_metrics(self) -> dict[str, float]:
+        """The rolling-origin backtest's figures, and the size of the deployed model's training set."""
+        if self.backtest is None:
+            return {}
+        metrics = {"deployed_rows": float(len(self.split.train) + len(self.split.calibration) + len(self.split.test)),
+                   "deployed_test_oof_log_loss": self.winner.calibration_log_loss}
+        if self.selection is not None:
+            metrics.update(self.selection.metrics())
+        return metrics
 
 
 def train(cfg: Config) -> TrainingResult:
@@ -80,6 +162,7 @@ def train(cfg: Config) -> TrainingResult:
 
 def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
     """Fit a scorer on a loaded training table (see `leadscore.training.dataset`), as `cfg` describes."""
+    stage("checks")
     check_against_data(cfg, table)  # every config mistake the data reveals, before anything is fitted
     check_candidates(cfg.model.candidates)  # an unknown candidate stops training before anything is fitted
     # Before anything is fitted: warn about (in strict mode, refuse) columns that may be known only after the outcome.
@@ -90,52 +173,96 @@ def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
         if cfg.model.fallback == "points":
             return replace(_train_points_fallback(cfg, table, horizon), leakage=leaks)
         raise too_few_conversions(table, cfg.model.min_conversions)
+    stage("split")
     split = split_frame(
         table.frame, cfg.split, label_column=table.label_column, time_column=table.time_column,
         horizon_days=horizon, seed=cfg.model.seed,
     )
     features, label = table.feature_columns, table.label_column
+    earlier = pd.concat([split.train, split.calibration])  # every row before the test window, in order
+    everything = pd.concat([earlier, split.test])
     X_train, y_train = split.train[features], split.train[label].to_numpy()
     X_cal, y_cal = split.calibration[features], split.calibration[label].to_numpy()
-    X_test = split.test[features]
+    X_test, y_test = split.test[features], split.test[label].to_numpy()
 
-    validation_order = _validation_order(split, table, cfg.model.seed)
+    stage("tournament")
+    validation_order = _validation_order(split.train, split.method, table, cfg.model.seed)
     fitted = fit_candidates(X_train, y_train, validation_order, cfg.model)
-    winner, candidates = run_tournament(fitted, X_cal, y_cal, cfg.model)
+    order, purge_horizon = _rolling_order(earlier, split.method, table, horizon, cfg)
+    origins = rolling_origins(order, earlier[label].to_numpy(), horizon=purge_horizon)
+    if origins:
+        selection = rolling_backtest(fitted, earlier[features], earlier[label].to_numpy(), origins, cfg.model)
+        winner, candidates = choose_by_backtest(fitted, selection, X_cal, y_cal)
+    else:  # too few rows or conversions for any origin: the calibration window alone decides, and the run says so
+        selection = None
+        winner, candidates = run_tournament(fitted, X_cal, y_cal, cfg.model)
+
+    # The backtest: the pipeline as it would have run without the test window, measured on it.
+    stage("calibration")
     refit = refit_winner(winner, fitted[winner.name], X_train, y_train, X_cal, y_cal, cfg.model,
                          groups=split.calibration[table.id_column].to_numpy())
-    winner = refit.candidate
-    dimensions = fit_dimensions(split.windows(), label, validation_order, cfg.model, cfg.groups, cfg.stage,
-                                cfg.data.form, features)
-    cutoffs = choose_cutoffs(refit.p_calibration, y_cal, cfg.cutoffs)
-    # The refitted model learned from both windows: its contributions are measured against them.
-    explainer = build_explainer(winner.classifier, pd.concat([X_train, X_cal]), features, cfg.groups, cfg.reasons,
+    stage("dimensions")
+    backtest_dimensions = fit_dimensions(split.windows(), label, validation_order, cfg.model, cfg.groups, cfg.stage,
+                                         cfg.data.form, features)
+    stage("cutoffs")
+    backtest = LeadScorer(
+        classifier=refit.candidate.classifier, encoder=refit.model["encode"], id_column=table.id_column,
+        feature_columns=features, event_spec=table.event_spec,
+        metadata=_metadata(winner.name, refit.candidate.calibration_method, split.method, horizon, role="backtest"),
+        dimensions=backtest_dimensions, cutoffs=choose_cutoffs(refit.p_calibration, y_cal, cfg.cutoffs),
+        reference=None, explainer=None, na_values=tuple(cfg.data.na_values),
+    )
+
+    # The deployed model: the same choices (candidate, its settings, calibration method) refitted on every row,
+    # calibrated on out-of-fold scores of the latest window; cutoffs, dimensions, explanations and the drift
+    # reference are its own.
+    stage("refit on all rows")
+    deployed = refit_winner(refit.candidate, fitted[winner.name], earlier[features], earlier[label].to_numpy(),
+                            X_test, y_test, cfg.model, groups=split.test[table.id_column].to_numpy())
+    deployed_windows = {"train": earlier, "calibration": split.test}
+    dimensions = fit_dimensions(deployed_windows, label, _validation_order(earlier, split.method, table, cfg.model.seed),
+                                cfg.model, cfg.groups, cfg.stage, cfg.data.form, features)
+    cutoffs = choose_cutoffs(deployed.p_calibration, y_test, cfg.cutoffs)
+    stage("explanations")
+    # The deployed model learned from every row: its contributions are measured against them.
+    explainer = build_explainer(deployed.candidate.classifier, everything[features], features, cfg.groups, cfg.reasons,
                                 table.event_spec)
-    p_test = winner.classifier.predict_proba(X_test)[:, 1]  # the test window's probabilities, for every measure below
-    encoder = refit.model["encode"]  # every candidate's pipeline starts with it (see `training.candidates`)
+    stage("evaluation")
+    p_test = backtest.predict_proba(X_test)  # the backtest's probabilities of the test window, for every measure below
+    encoder = deployed.model["encode"]  # every candidate's pipeline starts with it (see `training.candidates`)
     scorer = LeadScorer(
-        classifier=winner.classifier,
+        classifier=deployed.candidate.classifier,
         encoder=encoder,
         id_column=table.id_column,
         feature_columns=features,
         event_spec=table.event_spec,
-        metadata=_metadata(winner.name, winner.calibration_method, split.method, horizon),
+        metadata=_metadata(winner.name, deployed.candidate.calibration_method, split.method, horizon, role="deployed"),
         dimensions=dimensions,
         cutoffs=cutoffs,
-        reference=build_reference(X_train, encoder.categories_, p_test),
+        # New leads are compared with what the model learned from, and their scores with its out-of-fold scores
+        # of the latest window (how it scores leads it has not seen).
+        reference=build_reference(everything[features], encoder.categories_, deployed.p_calibration),
         explainer=explainer,
         na_values=tuple(cfg.data.na_values),
     )
     result = TrainingResult(
-        scorer=scorer, table=table, split=split, winner=winner, candidates=candidates,
+        scorer=scorer, table=table, split=split, winner=deployed.candidate, candidates=candidates,
         metrics={}, tables={}, fingerprint=fingerprint(table.frame[[table.id_column, *features, label]]), leakage=leaks,
+        backtest=backtest, selection=selection, p_backtest=p_test,
     )
-    _evaluate(result, cfg, X_train, y_train, p_test)
+    _evaluate(result, cfg, earlier[features], earlier[label].to_numpy(), p_test)
     result.tables["leakage_screen"] = leaks.table()
-    report = report_dimensions(scorer, split.windows(), label, cfg.stage, p_test)
+    report = report_dimensions(backtest, split.windows(), label, cfg.stage, p_test)
     result.metrics.update(report.metrics)
     result.tables.update(report.tables)
     result.figures.update(report.figures)
+    result.tables["cutoff_bands_deployed"] = band_table(deployed.p_calibration, y_test, cutoffs, "test (out of fold)")
+    if selection is not None:
+        result.tables["rolling_backtest"] = selection.losses
+        result.tables["rolling_backtest_summary"] = selection.summary
+    if split.method != "time":
+        # Without time, promotion tells rows this model never learned from by their ids (see `registry.promotion`).
+        result.tables["training_ids"] = everything[[table.id_column]]
     return result
 
 
@@ -159,7 +286,7 @@ def _train_points_fallback(cfg: Config, table: TrainingTable, horizon: float | N
     )
 
 
-def _metadata(model: str, calibration: str, split: str, horizon: float | None) -> dict:
+def _metadata(model: str, calibration: str, split: str, horizon: float | None, role: str = "deployed") -> dict:
     return {
         "leadscore_version": __version__,
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -167,20 +294,36 @@ def _metadata(model: str, calibration: str, split: str, horizon: float | None) -
         "calibration": calibration,
         "split": split,
         "horizon_days": horizon,
+        # deployed: refitted on every row; backtest: fitted without the test window, to measure the pipeline
+        "role": role,
     }
 
 
-def _validation_order(split: Split, table: TrainingTable, seed: int) -> np.ndarray:
-    """Rank of each training row for early stopping: latest rows last, or random without time."""
-    if split.method == "time":
-        return split.train[table.time_column].rank(method="first").to_numpy()
-    if split.method == "row_order":
-        return np.arange(len(split.train))
-    return np.random.default_rng(seed).permutation(len(split.train))
+def _validation_order(rows: pd.DataFrame, method: str, table: TrainingTable, seed: int) -> np.ndarray:
+    """Rank of each row for early stopping: latest rows last, or random without time."""
+    if method == "time":
+        return rows[table.time_column].rank(method="first").to_numpy()
+    if method == "row_order":
+        return np.arange(len(rows))
+    return np.random.default_rng(seed).permutation(len(rows))
+
+
+def _rolling_order(rows: pd.DataFrame, method: str, table: TrainingTable, horizon: float | None,
+                   cfg: Config) -> tuple[np.ndarray, float | None]:
+    """The order the rolling-origin backtest cuts `rows` in (days since the first row, row positions, or a random
+    permutation without time) and, for a purged time split, the label horizon in the same units."""
+    if method == "time":
+        times = pd.to_datetime(rows[table.time_column], utc=True)
+        days = ((times - times.min()) / pd.Timedelta(days=1)).to_numpy(dtype="float64")
+        return days, (horizon if cfg.split.purge else None)
+    if method == "row_order":
+        return np.arange(len(rows), dtype="float64"), None
+    return np.random.default_rng(cfg.model.seed).permutation(len(rows)).astype("float64"), None
 
 
 def _evaluate(result: TrainingResult, cfg: Config, X_train: pd.DataFrame, y_train: np.ndarray, p_test: np.ndarray) -> None:
-    """Test-window metrics of the scorer (`p_test`: its probabilities there), every candidate and the baselines, plus figures."""
+    """Test-window metrics of the backtest model (`p_test`: its probabilities there), every candidate and the
+    baselines, plus figures; `X_train`, `y_train` are the rows the backtest model learned from."""
     table, split = result.table, result.split
     test, y_test = split.test, split.test[table.label_column].to_numpy()
     metrics = {"leadscore": probability_metrics(y_test, p_test)}
@@ -190,7 +333,8 @@ def _evaluate(result: TrainingResult, cfg: Config, X_train: pd.DataFrame, y_trai
             **probability_metrics(y_test, p), "calibration_oof_log_loss": candidate.calibration_log_loss,
         }
 
-    # The plain logistic regression a data scientist would try first: one-hot and scaling, no calibration.
+    # The plain logistic regression a data scientist would try first: one-hot and scaling, no calibration, fitted
+    # on the same rows as the backtest model, so that the comparison is of methods, not of data.
     plain = logistic_pipeline(cfg.model.min_category_count, 1.0, cfg.model.seed, signed_log=False).fit(X_train, y_train)
     p_plain = plain.predict_proba(test[table.feature_columns])[:, 1]
     metrics["baseline_logistic"] = probability_metrics(y_test, p_plain)
