@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from test_candidates import CFG, small_windows
 
 from leadscore.reporting.metrics import probability_metrics
-from leadscore.training.candidates import fit_candidates
+from leadscore.config import ModelConfig
+from leadscore.training.candidates import RECENCY, candidate, fit_candidates
 from leadscore.training.dataset import load_training_table
 from leadscore.training.pipeline import BACKTEST_COLUMN, fit_table
 from leadscore.training.tournament import (
@@ -182,3 +183,67 @@ def test_the_refit_keeps_the_settings_found_on_the_training_window(trained):
     if result.winner.name == "lightgbm":
         assert result.winner.details["n_trees"] == lightgbm.details["n_trees"]
         assert result.scorer.classifier.model[-1].n_estimators == lightgbm.details["n_trees"]
+
+
+def _drifting(rows: int, flip: bool, seed: int = 11) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows in time order; conversion follows `a` and, with `flip`, follows `b` instead from halfway through."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.normal(size=rows), "noise": rng.normal(size=rows)})
+    late = np.arange(rows) >= rows // 2
+    signal = np.where(late & flip, X["b"], X["a"]) * 2.5 - 1.5
+    return X, rng.binomial(1, 1 / (1 + np.exp(-signal)))
+
+
+def _backtest_with_variants(X: pd.DataFrame, y: np.ndarray):
+    cfg = ModelConfig(seed=0, candidates=["lightgbm", "logistic"], recency_variants=True,
+                      lightgbm={"n_estimators": 60, "early_stopping_rounds": 10})
+    times = np.arange(len(y), dtype=float)
+    train = int(len(y) * 0.6)
+    fitted = fit_candidates(X.iloc[:train], y[:train], times[:train], cfg, times=times[:train])
+    return rolling_backtest(fitted, X, y, rolling_origins(times, y), cfg, times=times)
+
+
+@pytest.mark.slow
+def test_a_recency_weighted_variant_wins_the_backtest_when_the_relation_flips():
+    # Given rows whose conversion follows one column, then from halfway on another,
+    X, y = _drifting(6000, flip=True)
+    # when the candidates and their recency-weighted variants compete in the rolling backtest,
+    backtest = _backtest_with_variants(X, y)
+    # then a weighted variant ranks best by the backtest's own rule, and is a row of its summary.
+    assert candidate(backtest.winner).recency, f"the backtest chose {backtest.winner}:\n{backtest.summary}"
+    assert backtest.summary["option"].str.contains(RECENCY).any()
+    assert any(key.startswith(f"rolling_{backtest.winner}_") for key in backtest.metrics()), "its figures are run metrics"
+
+
+@pytest.mark.slow
+def test_on_stationary_data_the_variant_competes_but_need_not_win():
+    # Given rows whose relation never changes, then every option, weighted or not, is scored on the same origins
+    X, y = _drifting(6000, flip=False)
+    backtest = _backtest_with_variants(X, y)
+    names = {option.split("/")[0] for option in backtest.options}
+    assert names == {"lightgbm", "logistic", f"lightgbm{RECENCY}", f"logistic{RECENCY}"}
+    assert backtest.beats_constant(backtest.best), "whichever wins still ranks beyond the base rate"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["time", "random"])
+def test_recency_variants_compete_in_the_pipeline_only_where_rows_have_an_order(tmp_path, method):
+    # Given a snapshot table trained with the variants on,
+    make_snapshot(2500, seed=6).to_csv(tmp_path / "train.csv", index=False)
+    raw = snapshot_config(tmp_path / "train.csv")
+    raw["split"] = {"method": method}
+    raw["model"] = {**raw.get("model", {}), "recency_variants": True}
+    cfg = build_config(raw)
+    result = fit_table(load_training_table(cfg), cfg)
+    variants = [c.name for c in result.candidates if candidate(c.name).recency]
+    if method == "random":
+        # then with a random split there is no time to weight by, and nothing changes,
+        assert not variants and "tournament.recency" not in result.run_tags
+        return
+    # and with a time split each candidate's variant is a row of the backtest, the winner is the backtest's choice,
+    # and the run says that the variants competed and which kind won.
+    assert sorted(variants) == sorted(f"{name}{RECENCY}" for name in cfg.model.candidates)
+    assert result.selection.summary["option"].str.contains(RECENCY).sum() >= len(variants)
+    assert result.winner.name == result.selection.winner
+    assert result.winner.name in result.run_tags["tournament.recency"]
+    assert all(c.details.get("recency") == "weighted" for c in result.candidates if c.name in variants)

@@ -17,9 +17,11 @@ from leadscore.model.kinds import MODEL_KINDS
 from leadscore.training.calibration import calibrate_scores
 from leadscore.training.candidates import (
     CANDIDATES,
+    RECENCY,
     candidate,
     check_candidates,
     fit_candidates,
+    recency_weights,
 )
 from leadscore.training.dataset import load_training_table
 from leadscore.training.pipeline import fit_table
@@ -160,3 +162,33 @@ def test_the_refit_is_calibrated_on_out_of_fold_scores(data, fitted, name):
     grid = np.quantile(in_sample_scores, np.linspace(0.01, 0.99, 50)).reshape(-1, 1)
     difference = np.abs(model.calibrator.predict_proba(grid)[:, 1] - in_sample.predict_proba(grid)[:, 1]).max()
     assert difference > 1e-3, f"{name}: the refit calibrator matches an in-sample one (max difference {difference:.2g})"
+
+
+def test_recency_weights_halve_every_third_of_the_span_and_only_differences_count():
+    # Given rows at increasing times, when they are weighted by recency
+    times = np.array([0.0, 10.0, 20.0, 30.0])
+    weights = recency_weights(times)
+    # then the latest row weighs 1, each third of the span halves the weight, and shifting time changes nothing
+    np.testing.assert_allclose(weights, [0.125, 0.25, 0.5, 1.0], err_msg="three half-lives over the span")
+    np.testing.assert_allclose(recency_weights(times + 1000), weights, err_msg="only differences in time count")
+    assert (recency_weights(np.full(5, 7.0)) == 1).all(), "rows at one time weigh the same"
+
+
+def test_a_recency_variant_is_its_candidate_weighted_and_enters_only_when_asked_with_an_order(data):
+    # Given every registered candidate, then its variant is the same kind of model, marked as weighted by recency
+    for name, spec in CANDIDATES.items():
+        variant = candidate(f"{name}{RECENCY}")
+        assert variant.recency and not spec.recency and variant.kind == spec.kind
+    with pytest.raises(ConfigError, match="known candidates"):
+        candidate(f"xgboost{RECENCY}")
+    cfg = CFG.model_copy(update={"candidates": ["logistic"], "recency_variants": True})
+    order = np.arange(len(data["y_train"]), dtype=float)
+    # When candidates are fitted with the variants on and rows in order, the variant enters beside its candidate
+    fitted = fit_candidates(data["X_train"], data["y_train"], data["order"], cfg, times=order)
+    assert list(fitted) == ["logistic", f"logistic{RECENCY}"]
+    plain, weighted = (m["model"].coef_ for m in fitted.values())
+    assert not np.allclose(plain, weighted), "the variant is fitted with its weights"
+    # and without an order (a random split) or with the variants off, it does not
+    assert list(fit_candidates(data["X_train"], data["y_train"], data["order"], cfg)) == ["logistic"]
+    off = cfg.model_copy(update={"recency_variants": False})
+    assert list(fit_candidates(data["X_train"], data["y_train"], data["order"], off, times=order)) == ["logistic"]

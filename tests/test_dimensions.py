@@ -8,8 +8,11 @@ import pytest
 from helpers import build_config, make_snapshot, snapshot_config
 from scipy.stats import spearmanr
 
+from leadscore.config import FeatureGroups
 from leadscore.features.events import features_as_of
-from leadscore.model.dimensions import STAGES
+from leadscore.model.dimensions import DIMENSION_SPECS, DIMENSIONS, STAGES, dimension_spec
+from leadscore.model.explainer import dimension_of
+from leadscore.training.dimensions import dimension_columns
 from leadscore.synthetic.funnel import true_components
 from leadscore.training.pipeline import train
 
@@ -117,3 +120,29 @@ def test_points_fallback_scores_with_the_rules_and_the_same_columns(tmp_path, sc
     np.testing.assert_array_equal(out["score"], expected, err_msg="the score is the rules' points")
     np.testing.assert_array_equal(out["is_sql"], expected >= 70, err_msg="SQL at the configured points cutoff")
     np.testing.assert_array_equal(out["fit_score"], np.where(new_leads["company_size"] == "201+", 30, 0))
+
+
+def test_every_dimension_is_one_registry_entry_with_its_own_column_group():
+    # Given the registry and the config's column groups
+    # Then each dimension has exactly one group named as it, in the same order (the output columns follow from it)
+    assert DIMENSIONS == tuple(FeatureGroups.model_fields), "one FeatureGroups field per DimensionSpec, same names"
+    assert all(spec.name == name for name, spec in DIMENSION_SPECS.items()), "entries are keyed by their name"
+    with pytest.raises(KeyError, match="known dimensions: fit, engagement, stage"):
+        dimension_spec("intent")
+    with pytest.raises(KeyError, match="groups: fit, engagement, stage"):
+        FeatureGroups().patterns("intent")
+
+
+def test_registry_entries_decide_columns_targets_and_constraints():
+    # Given groups over a mix of counts and decayed counts
+    groups = FeatureGroups(fit=["size"], engagement=["visits_*"], stage=["pricing_*"])
+    features = ["size", "visits_count", "visits_decayed", "pricing_count", "pricing_decayed"]
+    # When the columns are resolved for a snapshot table and for an event log
+    snapshot, event_log = dimension_columns(groups, "snapshot", features), dimension_columns(groups, "event_log", features)
+    # Then only engagement in an event log drops its undecayed counts, and only it is constrained there
+    assert snapshot == {"fit": ["size"], "engagement": ["visits_count", "visits_decayed"],
+                        "stage": ["pricing_count", "pricing_decayed"]}
+    assert event_log["engagement"] == ["visits_decayed"] and event_log["stage"] == snapshot["stage"]
+    assert [name for name, spec in DIMENSION_SPECS.items() if spec.monotone("event_log")] == ["engagement"]
+    assert not any(spec.monotone("snapshot") for spec in DIMENSION_SPECS.values())
+    assert dimension_of("visits_decayed", groups) == "engagement" and dimension_of("other", groups) == "other"

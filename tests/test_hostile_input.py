@@ -255,6 +255,109 @@ def test_events_before_a_leads_creation_are_reported(tmp_path, caplog):
     assert "1 event(s) dated before their lead's creation" in caplog.text
 
 
+def event_log_folder(folder: Path, late: list[str] = (), early: int = 0, **lead_columns) -> Path:
+    """A small event log (40 leads over January 2025, visits, wins and losses by May) in `folder`; `late` adds
+    activities at those times, `early` that many activities before their lead's creation, `lead_columns` add
+    columns to the leads table."""
+    n = 40
+    created = pd.date_range("2025-01-01", periods=n, freq="18h", tz="UTC")
+    leads = pd.DataFrame({"lead_id": [f"{i:05d}" for i in range(n)], "created_at": created.astype(str),
+                          "segment": np.resize(["a", "b"], n)})
+    leads = leads.assign(**{k: (v(n) if callable(v) else v) for k, v in lead_columns.items()})
+    visits = pd.DataFrame({"lead_id": leads["lead_id"], "timestamp": (created + pd.Timedelta(days=3)).astype(str),
+                           "activity_type": "visit"})
+    extra = pd.DataFrame({"lead_id": leads["lead_id"][: len(late)], "timestamp": list(late), "activity_type": "visit"})
+    before = pd.DataFrame({"lead_id": leads["lead_id"][:early], "timestamp": (created[:early] - pd.Timedelta(days=2)).astype(str),
+                           "activity_type": "visit"})
+    outcomes = pd.DataFrame({"lead_id": leads["lead_id"], "stage": np.resize(["won", "lost", "lost"], n),
+                             "timestamp": (created + pd.Timedelta(days=50)).astype(str)})
+    leads.to_csv(folder / "leads.csv", index=False)
+    pd.concat([visits, extra, before]).to_csv(folder / "activities.csv", index=False)
+    outcomes.to_csv(folder / "outcomes.csv", index=False)
+    return folder
+
+
+def event_log_config(folder: Path, **event_log):
+    from leadscore.config import parse_config
+
+    return parse_config({
+        "data": {"form": "event_log", "path": str(folder)},
+        "event_log": {"snapshots": {"first": "2025-01-20", "last": "2025-02-10", "every_days": 7},
+                      "horizon_days": 30, **event_log},
+    })
+
+
+def test_training_refuses_activities_after_the_export_time_with_their_count(tmp_path):
+    from leadscore.training.dataset import load_training_table
+
+    # Given an event log with two activities dated 2150 (today is far earlier) and no declared export time
+    folder = event_log_folder(tmp_path, late=["2150-01-01", "2150-01-02"])
+
+    # When it is trained on, Then training stops with their count, their rows and the fix
+    with pytest.raises(InputError, match="2 record\\(s\\) are dated after the export time.*2 in activities") as error:
+        load_training_table(event_log_config(folder))
+    assert len(error.value.rows) == 2 and "exported_at" in str(error.value), "rows and the fix are named"
+
+
+def test_a_declared_export_time_refuses_later_events_unless_they_may_be_dropped(tmp_path, caplog):
+    from leadscore.training.dataset import load_training_table
+
+    # Given an export declared as taken on 2025-04-30, with one activity dated after it
+    folder = event_log_folder(tmp_path, late=["2025-05-20"])
+
+    # Then training refuses it, and leaves it out (counted in the log) only when told to
+    with pytest.raises(InputError, match="1 record\\(s\\).*event_log.exported_at"):
+        load_training_table(event_log_config(folder, exported_at="2025-04-30T00:00:00Z"))
+    with caplog.at_level(logging.WARNING):
+        table = load_training_table(event_log_config(folder, exported_at="2025-04-30", drop_events_after_export=True))
+    assert "1 record(s) dated after the export time" in caplog.text and len(table.frame) > 0
+    assert "2025-05-20" not in caplog.text, "counts, not the rows themselves"
+
+
+def test_the_default_export_time_is_the_last_record_but_never_later_than_now():
+    from leadscore.features.events import EventLog, EventLogLayout, export_time
+
+    leads = pd.DataFrame({"lead_id": ["1"], "created_at": pd.to_datetime(["2025-01-01"], utc=True)})
+    activities = pd.DataFrame({"lead_id": ["1", "1"], "timestamp": pd.to_datetime(["2025-02-01", "2150-01-01"], utc=True)})
+    log = EventLog(leads, activities, None)
+    now = pd.Timestamp("2026-11-30", tz="UTC")
+    assert export_time(log, EventLogLayout(), None, now=now) == pd.Timestamp("2025-02-01", tz="UTC"), \
+        "a time in the future never becomes the export time by default"
+    declared = pd.Timestamp("2150-06-01", tz="UTC").to_pydatetime()
+    assert export_time(log, EventLogLayout(), declared, now=now) == pd.Timestamp("2150-06-01", tz="UTC"), \
+        "a declared export time is taken as it is"
+
+
+def test_events_before_a_leads_creation_are_reported_at_training(tmp_path, caplog):
+    from leadscore.training.dataset import load_training_table
+
+    folder = event_log_folder(tmp_path, early=3)
+    with caplog.at_level(logging.WARNING):
+        table = load_training_table(event_log_config(folder))
+    assert "3 event(s) dated before their lead's creation" in caplog.text
+    assert any("3 activities dated before their lead's creation" in note for note in table.notes), table.notes
+
+
+def test_date_columns_of_an_event_logs_leads_table_are_never_features(tmp_path, caplog):
+    from leadscore.training.dataset import load_training_table
+
+    # Given a leads table with a German-style text date and an ISO date beside a real category
+    folder = event_log_folder(
+        tmp_path, letzter_kontakt=lambda n: [f"{1 + i % 28:02d}.{1 + i % 12:02d}.2025" for i in range(n)],
+        close_date=lambda n: ["2025-06-01"] * n)
+
+    # When it is trained on
+    with caplog.at_level(logging.INFO):
+        table = load_training_table(event_log_config(folder))
+
+    # Then the dates are dropped with a logged decision and a note, and the category stays
+    assert "segment" in table.feature_columns
+    assert not {"letzter_kontakt", "close_date"} & set(table.feature_columns), table.feature_columns
+    assert {"letzter_kontakt", "close_date"} <= {c for c in ("letzter_kontakt", "close_date")
+                                                 if any(f"'{c}'" in note for note in table.notes)}
+    assert "'letzter_kontakt' holds dates and is not a feature" in caplog.text
+
+
 # 10 (issue 12, item 5): dates are never categories.
 def test_a_date_column_becomes_the_time_column_when_none_is_declared(caplog):
     frame = snapshot(signup=lambda n: [f"{1 + i % 28:02d}.{1 + i % 12:02d}.2025" for i in range(n)])

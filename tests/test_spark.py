@@ -157,3 +157,38 @@ def test_dotted_column_names_are_columns_not_struct_fields(store, spark, tmp_pat
     assert rows == 3 and list(numbered.columns[:2]) == ["lead.id", "emp.var.rate"]
     assert checked["reason"].isna().tolist() == [True, False, False]
     assert checked["reason"].tolist()[1:] == ["bad value", "duplicate id"]
+
+
+@needs_spark
+def test_a_ragged_cp1252_semicolon_export_scores_on_spark_as_on_pandas(store, spark, capsys):
+    # Given a German export (cp1252, ';', leading-zero ids, an umlaut in a category) with one ragged row
+    leads = leads_to_score(200, seed=25).assign(lead_id=[f"{i:07d}" for i in range(200)])
+    leads.loc[4, "company_size"] = "Größe unbekannt"
+    lines = leads.to_csv(index=False, sep=";").splitlines()
+    lines[30] += ";überzählig"  # data row 30 has a field too many
+    path = store / "spark_german.csv"
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1252"))
+
+    # When each engine scores it
+    outputs = {}
+    for engine in ("pandas", "spark"):
+        out = store / f"german_{engine}.csv"
+        code = cli("score", "--model", CHAMPION, "--input", path, "--output", out, "--engine", engine,
+                   "--max-reject-share", 0.05)
+        assert code == 0, f"{engine}: {capsys.readouterr().err}"
+        outputs[engine] = out
+
+    # Then the job does not fail: the ragged row is one reject with its row number, the same on both engines
+    rejects = {e: pd.read_csv(str(out.with_suffix("")) + ".rejects.csv", dtype={"id": str}) for e, out in outputs.items()}
+    assert rejects["spark"]["row"].tolist() == rejects["pandas"]["row"].tolist() == [30]
+    assert rejects["spark"]["reason"].tolist() == rejects["pandas"]["reason"].tolist() == ["unreadable row"]
+    assert "überzählig" not in rejects["spark"].to_csv(), "no row content in the rejects"
+    # And the same leads, ids byte-exact, with the same scores
+    scores = {e: pd.concat([pd.read_csv(part, dtype={"lead_id": str}) for part in
+                            (sorted(out.glob("part-*.csv")) if out.is_dir() else [out])], ignore_index=True)
+              for e, out in outputs.items()}
+    merged = scores["pandas"].merge(scores["spark"], on="lead_id", suffixes=("", "_spark"), validate="one_to_one")
+    assert len(merged) == len(scores["pandas"]) == len(scores["spark"]) == 199
+    assert set(merged["lead_id"]) == set(leads["lead_id"].drop(index=29)), "leading zeros kept on both engines"
+    np.testing.assert_array_equal(merged["p_convert_spark"], merged["p_convert"])
+    assert not temporary_files(store), "no temporary file or folder is left behind"

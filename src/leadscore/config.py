@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -134,10 +134,28 @@ class EventLogConfig(_Strict):
     signals: dict[str, Signal] = Field(
         default_factory=dict, description="named activity patterns; empty means one signal per activity type seen"
     )
+    exported_at: datetime | None = Field(
+        None,
+        description="when the export was taken (UTC unless a zone is given): events after it are errors; None: the "
+        "last recorded time, but never later than the moment training runs",
+    )
+    drop_events_after_export: bool = Field(
+        False, description="leave out (with their count logged) events and leads dated after the export time "
+        "instead of refusing them",
+    )
+
+    @field_validator("exported_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
 
 
 class FeatureGroups(_Strict):
-    """Which columns stand for which scoring dimension; names or shell-style patterns (`pricing_*`)."""
+    """Which columns stand for which scoring dimension; names or shell-style patterns (`pricing_*`).
+
+    One field per entry of `leadscore.model.dimensions.DIMENSION_SPECS`, named as the dimension."""
 
     fit: list[str] = Field(default_factory=list)
     engagement: list[str] = Field(default_factory=list)
@@ -147,8 +165,14 @@ class FeatureGroups(_Strict):
     def _disjoint(self) -> FeatureGroups:
         # Each dimension is read from its own columns alone ("fit" from profile only): a column in two
         # groups would blur what both scores mean. Patterns can only be compared with the data's columns.
-        _refuse_shared_names({f"groups.{name}": getattr(self, name) for name in ("fit", "engagement", "stage")})
+        _refuse_shared_names({f"groups.{name}": self.patterns(name) for name in type(self).model_fields})
         return self
+
+    def patterns(self, dimension: str) -> list[str]:
+        """The names and patterns of one dimension's group; an unknown dimension is a `KeyError` listing the groups."""
+        if dimension not in type(self).model_fields:
+            raise KeyError(f"no column group named {dimension!r}; groups: {', '.join(type(self).model_fields)}")
+        return getattr(self, dimension)
 
 
 class SplitConfig(_Strict):
@@ -193,7 +217,7 @@ class ModelConfig(_Strict):
     """The model tournament and its calibration."""
 
     candidates: list[str] = Field(
-        default_factory=lambda: ["lightgbm", "logistic"], min_length=1,
+        default_factory=lambda: ["lightgbm", "logistic", "linear"], min_length=1,
         description="names from the candidate registry (leadscore.training.candidates); an unknown name is refused before any fitting",
     )
     seed: int = 0
@@ -205,6 +229,11 @@ class ModelConfig(_Strict):
         "none", description="with too few conversions: 'points' scores the hand-set rules instead of stopping"
     )
     min_category_count: int = Field(5, ge=1, description="rarer categories are treated as missing")
+    recency_variants: bool = Field(
+        False, description="also enter each candidate weighted by recency (`<name>-recency`: weights halving every "
+        "third of the training span) into the rolling-origin backtest, which alone decides whether it is chosen; "
+        "time or row-order splits only. Off by default: it doubles the tournament's fits",
+    )
 
 
 class PointsRule(_Strict):

@@ -28,7 +28,7 @@ CSV text, the same way for every reader (training, scoring, explaining, Spark):
 - **Bad rows** (a row with more or fewer fields than the header, a cell over 16 MB) stop a whole read
   (training) with the data row number, or, when streamed for scoring, come back as rows of their own
   in the chunk, listed in `frame.attrs[UNREADABLE_ROWS]` by position, for the job to reject with their
-  row number. The fast reader (pyarrow) hands over to Python's `csv` module at the first such row.
+  row number. On Spark a ragged row is flagged in the column `UNREADABLE_COLUMN` (the same rejection). The fast reader (pyarrow) hands over to Python's `csv` module at the first such row.
 - **No row content in messages**: a parser's message that quotes a row is cut before the row.
 Duplicate column names are refused: a reader would otherwise rename one (`visits.1`) and learn it.
 """
@@ -63,6 +63,14 @@ _SNIFF_BYTES = 4 << 20  # the encoding is detected from this much of the file
 _SEPARATORS = (",", ";", "\t", "|")
 # Chunk attribute: {position in the chunk: why} for rows that could not be read (see the module docstring).
 UNREADABLE_ROWS = "unreadable_rows"
+# Spark frames of text tables carry this column: why a row could not be read (its fields do not match the
+# header), else null; the job rejects such rows with their row number (`leadscore.scoring.spark_engine`).
+UNREADABLE_COLUMN = "__leadscore_unreadable"
+_RAGGED_SPARK = "the number of fields differs from the header's"
+# Spark's own charset names, and Python's codec names as Java calls them.
+_SPARK_CHARSETS = {"UTF-8", "UTF-16", "UTF-16BE", "UTF-16LE", "UTF-32", "US-ASCII", "ISO-8859-1"}
+_JAVA_CHARSETS = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "utf-16": "UTF-16", "iso8859-1": "ISO-8859-1",
+                  "latin-1": "ISO-8859-1", "cp1252": "windows-1252", "ascii": "US-ASCII"}
 # The text pyarrow's CSV reader takes for missing; Spark is told the same, so both read a cell alike.
 CSV_NULL_TEXT = tuple(pacsv.ConvertOptions().null_values)
 
@@ -389,20 +397,29 @@ class _CsvTable(_FileTable):
 
     def spark_frame(self, spark):
         from pyspark.sql import functions as F
+        from pyspark.sql.types import StringType, StructField, StructType
 
-        encoding = "UTF-8" if codecs.lookup(self.encoding).name == "utf-8" else self.encoding
+        encoding = _JAVA_CHARSETS.get(codecs.lookup(self.encoding).name, self.encoding)
+        if encoding not in _SPARK_CHARSETS:
+            # Spark 4 reads only a few charsets unless told to take any of Java's (cp1252 is windows-1252 there).
+            spark.conf.set("spark.sql.legacy.javaCharsets", "true")
+        # The names come from the header as read here (the same for every reader), every cell as text, and a
+        # row whose fields do not match the header (ragged) is flagged instead of failing the job. Only the
+        # flag leaves this method, never the raw record Spark keeps for it.
+        corrupt = f"{UNREADABLE_COLUMN}_record"
+        schema = StructType([*(StructField(c, StringType()) for c in self.columns), StructField(corrupt, StringType())])
 
         def read():
-            # Every cell as text, quotes doubled as in RFC 4180 (as pyarrow and pandas read them).
-            return spark.read.options(header=True, multiLine=True, escape='"', mode="FAILFAST",
-                                      sep=self.separator, encoding=encoding).csv(self.location)
+            # Quotes doubled as in RFC 4180 (as pyarrow and pandas read them).
+            return spark.read.options(header=True, multiLine=True, escape='"', mode="PERMISSIVE",
+                                      columnNameOfCorruptRecord=corrupt, sep=self.separator,
+                                      encoding=encoding).schema(schema).csv(self.location)
 
         frame = _spark_read(self.location, read)
         missing = [*CSV_NULL_TEXT, *self.options.na_values]
-        if frame.columns and frame.columns[0].startswith("\ufeff"):  # a byte-order mark Spark kept in the header
-            frame = frame.withColumnRenamed(frame.columns[0], frame.columns[0][1:])
+        flag = F.when(F.col(corrupt).isNotNull(), F.lit(_RAGGED_SPARK)).alias(UNREADABLE_COLUMN)
         return frame.select(*[F.when(spark_column(c).isin(missing), None).otherwise(spark_column(c)).alias(c)
-                              for c in frame.columns])
+                              for c in self.columns], flag)
 
     def _reader(self, columns: list[str] | None) -> pacsv.CSVStreamingReader:
         convert = pacsv.ConvertOptions(strings_can_be_null=True)

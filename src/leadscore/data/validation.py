@@ -151,3 +151,35 @@ def binary_label(series: pd.Series, positive, column: str) -> pd.Series:
             fix="set data.positive_label to the value that means 'converted'",
         )
     return (normalised == positive_text).astype("int8")
+
+
+# Cells that are dates: ISO (2025-03-01, with an optional time), day first with dots (31.12.2025) or month or
+# day first with slashes (03/01/2025). A month name alone ("Feb", "may") is not a date: it has no digits.
+_DATE_CELL = (
+    r"\s*(?:\d{4}-\d{1,2}-\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+    r"|\d{1,2}\.\d{1,2}\.\d{2,4}(?: \d{1,2}:\d{2}(?::\d{2})?)?"
+    r"|\d{1,2}/\d{1,2}/\d{2,4}(?: \d{1,2}:\d{2}(?::\d{2})?)?)\s*"
+)
+_DATE_SHARE = 0.95  # of filled cells: a few typing errors do not make a column of dates anything else
+
+
+def parse_dates(values: pd.Series) -> pd.Series | None:
+    """A text column of dates as UTC timestamps, or None when it is not one (see `_DATE_CELL`)."""
+    if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+        return None
+    filled = values.notna()
+    if not filled.any() or not values[filled].map(lambda v: isinstance(v, str)).all():
+        return None
+    text = values[filled].astype("string")
+    if text.str.fullmatch(_DATE_CELL).mean() < _DATE_SHARE:
+        return None
+    dotted = text.str.match(r"\s*\d{1,2}\.\d").mean() > 0.5  # 31.12.2025: day first, as written in Germany
+    parsed = pd.to_datetime(values.astype("string").str.strip(), utc=True, errors="coerce", format="mixed",
+                            dayfirst=bool(dotted))
+    return parsed if parsed[filled].notna().mean() >= _DATE_SHARE else None
+
+
+def is_date_column(values: pd.Series) -> bool:
+    """Whether a column holds dates: typed as dates, or text that is nearly all dates (`parse_dates`)."""
+    return pd.api.types.is_datetime64_any_dtype(values) or parse_dates(values) is not None
+

@@ -8,6 +8,12 @@ Changing or deleting events after the snapshot therefore changes no feature.
 Lead ids are read as text in every table (`000123` stays `000123`). Events dated before their lead's
 creation are counted and reported (a warning naming the table and the count), since they usually mean
 a merged or re-created lead; they are used as they are.
+
+The export time (`export_time`): `event_log.exported_at` when declared, else the last recorded time (lead
+creation, activity, outcome), but never later than now. Nothing in an export can happen after it was
+taken, so at training events and leads dated later (a typo such as 2150, a clock gone wrong) are refused
+with their count and rows (`after_export`), or left out with their count logged when
+`event_log.drop_events_after_export` says so. Labels are observed up to the export time.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from leadscore.config import Config, EventLogConfig, Signal
 from leadscore.data.sources import ReadOptions, open_event_log, read_rows
 from leadscore.data.validation import (
     check_ids,
+    is_date_column,
     parse_timestamps,
     require_columns,
     require_not_null,
@@ -31,6 +38,7 @@ from leadscore.data.validation import (
 from leadscore.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
+_log = log  # for functions whose event-log argument is named `log`
 
 SNAPSHOT_COLUMN = "snapshot_at"
 LABEL_COLUMN = "converted"
@@ -142,6 +150,74 @@ def events_before_creation(log: EventLog, layout: EventLogLayout) -> dict[str, i
     return counts
 
 
+def export_time(log: EventLog, layout: EventLogLayout, declared: datetime | None = None,
+                now: pd.Timestamp | None = None) -> pd.Timestamp:
+    """When the export was taken: `declared` (event_log.exported_at), else the last recorded time up to `now`
+    (default: the clock), so that a time in the future never becomes the export time by default."""
+    if declared is not None:
+        moment = pd.Timestamp(declared)
+        return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+    now = now if now is not None else pd.Timestamp(datetime.now(timezone.utc))
+    parts = [log.leads[layout.created_column], log.activities[layout.timestamp_column]]
+    if log.outcomes is not None:
+        parts.append(log.outcomes[layout.timestamp_column])
+    recorded = pd.concat(parts, ignore_index=True)
+    last = recorded[recorded <= now].max() if len(recorded) else pd.NaT
+    return now if pd.isna(last) else last
+
+
+def after_export(log: EventLog, layout: EventLogLayout, exported: pd.Timestamp, *, drop: bool = False,
+                 declared: bool = False) -> EventLog:
+    """The log without anything dated after `exported`: refused (an `InputError` with the count and rows of
+    the first table holding any) unless `drop`, when they are left out with their counts logged. A lead
+    created after the export is left out with its events."""
+    late = {"leads": (log.leads[layout.created_column] > exported).to_numpy(),
+            "activities": (log.activities[layout.timestamp_column] > exported).to_numpy()}
+    if log.outcomes is not None:
+        late["outcomes"] = (log.outcomes[layout.timestamp_column] > exported).to_numpy()
+    counts = {table: int(mask.sum()) for table, mask in late.items() if mask.any()}
+    if not counts:
+        return log
+    said = ", ".join(f"{n} in {table}" for table, n in counts.items())
+    if not drop:
+        table = next(iter(counts))
+        source = "event_log.exported_at" if declared else "the last recorded time up to now"
+        raise InputError(
+            f"{sum(counts.values())} record(s) are dated after the export time {exported} ({source}): {said}; "
+            "nothing in an export can happen after it was taken", column=layout.created_column if table == "leads"
+            else layout.timestamp_column, rows=[int(i) + 1 for i in late[table].nonzero()[0]],
+            fix="correct those timestamps in the export; declare when it was taken in event_log.exported_at if the "
+            "data really reach past today (a simulation); or set event_log.drop_events_after_export: true to leave "
+            "them out",
+        )
+    _log.warning("%d record(s) dated after the export time %s are left out (event_log.drop_events_after_export): %s",
+                 sum(counts.values()), exported, said)
+    leads = log.leads[~late["leads"]]
+    kept = leads[layout.id_column]
+
+    def keep(events, table):
+        return events[~late[table] & events[layout.id_column].isin(kept).to_numpy()].reset_index(drop=True)
+
+    return EventLog(leads=leads.reset_index(drop=True), activities=keep(log.activities, "activities"),
+                    outcomes=keep(log.outcomes, "outcomes") if log.outcomes is not None else None)
+
+
+def profile_dates(log: EventLog, layout: EventLogLayout, profile, declared_categorical=()) -> list[str]:
+    """The leads columns among `profile` that hold dates (typed, or text that is nearly all dates), which are
+    never features; each is logged. `declared_categorical` columns are kept as the config says.
+
+    Why not an age in days at the snapshot: a leads-table date is as the export saw it, not as of the snapshot
+    (`last_activity_date`, `close_date`, `last_modified`), so its age would tell the model the future; and as a
+    category a date is one level per day. A moment that matters belongs in the activities table, where a signal
+    counts it as of each snapshot."""
+    dated = [c for c in profile if c not in declared_categorical and is_date_column(log.leads[c])]
+    for column in dated:
+        _log.info("leads: column '%s' holds dates and is not a feature (a date in the leads table is as of the "
+                  "export, not of the snapshot); record such moments as activities to count them with a signal",
+                  column)
+    return dated
+
+
 def feature_spec(log: EventLog, cfg: Config, hidden: list[str] | None = None) -> EventFeatureSpec:
     """Decide the profile columns and signals from the training log and the config.
 
@@ -156,6 +232,8 @@ def feature_spec(log: EventLog, cfg: Config, hidden: list[str] | None = None) ->
                                        cfg.data.personal_columns, cfg.data.not_personal)
     hidden = set(hidden) | set(cfg.data.exclude_columns)
     profile = [c for c in log.leads.columns if c not in {layout.id_column, layout.created_column} | hidden]
+    dated = profile_dates(log, layout, profile, cfg.data.categorical_columns)
+    profile = [c for c in profile if c not in dated]
     signals = dict(log_cfg.signals) or {
         str(kind): Signal(activity_type=str(kind)) for kind in sorted(log.activities[layout.activity_type_column].unique())
     }
@@ -206,8 +284,11 @@ def snapshot_times(log_cfg: EventLogConfig) -> list[pd.Timestamp]:
     return list(pd.date_range(first, last, freq=f"{log_cfg.snapshots.every_days}D"))
 
 
-def training_rows(log: EventLog, spec: EventFeatureSpec, log_cfg: EventLogConfig) -> pd.DataFrame:
-    """Stack point-in-time rows over the snapshot schedule, with label and snapshot time."""
+def training_rows(log: EventLog, spec: EventFeatureSpec, log_cfg: EventLogConfig,
+                  observed_until: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Stack point-in-time rows over the snapshot schedule, with label and snapshot time.
+
+    `observed_until` is the export time, up to which a label window is observed (default: the last event)."""
     outcomes = log.outcomes
     stage = outcomes[spec.layout.stage_column].astype("string")
     ts = outcomes[spec.layout.timestamp_column]
@@ -215,7 +296,8 @@ def training_rows(log: EventLog, spec: EventFeatureSpec, log_cfg: EventLogConfig
     converted_at = ts[stage == log_cfg.conversion_stage].groupby(outcomes[spec.layout.id_column]).min()
     horizon = pd.Timedelta(days=log_cfg.horizon_days)
 
-    observed_until = max(log.activities[spec.layout.timestamp_column].max(), ts.max())
+    if observed_until is None:
+        observed_until = max(log.activities[spec.layout.timestamp_column].max(), ts.max())
     snapshots = snapshot_times(log_cfg)
     if snapshots[-1] + horizon > observed_until:
         latest = (observed_until - horizon).date()

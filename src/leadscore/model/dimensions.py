@@ -14,11 +14,16 @@ The `stage` label bands the stage probability by its lift over the average lead:
 `awareness`. The `grade` reads fit and engagement together as sales teams read a Pardot matrix:
 a letter A-D for the fit quartile and a digit 1-4 for the engagement quartile (A1 best), with the
 quartiles taken on the calibration window. A group left empty is absent: its columns are missing.
+
+Each dimension is one `DimensionSpec` entry of `DIMENSION_SPECS` (its target, which of its group's columns it
+uses, whether its model is constrained) plus its column group in `leadscore.config.FeatureGroups`; its output
+column, `<name>_score`, follows from the name.
 """
 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +34,6 @@ from leadscore.features.events import DAYS_TO_CONVERSION
 from leadscore.model.calibrated import CalibratedModel
 from leadscore.schema import probability_to_score
 
-DIMENSIONS = ("fit", "engagement", "stage")
 STAGES = ("awareness", "consideration", "decision")
 FIT_LETTERS = ("D", "C", "B", "A")
 ENGAGEMENT_DIGITS = ("4", "3", "2", "1")
@@ -123,3 +127,69 @@ def stage_target(frame: pd.DataFrame, label_column: str, stage: StageConfig) -> 
         days = frame[DAYS_TO_CONVERSION].to_numpy()
         return ((days >= 0) & (days < stage.horizon_days)).astype(int)
     return frame[label_column].to_numpy()
+
+
+def conversion_target(frame: pd.DataFrame, label_column: str, stage: StageConfig) -> np.ndarray:
+    """The main label: converts within the horizon."""
+    return frame[label_column].to_numpy()
+
+
+def _all_columns(columns: list[str], form: str) -> list[str]:
+    return columns
+
+
+def _decayed_in_event_logs(columns: list[str], form: str) -> list[str]:
+    # Counts never fade: in an event log only the decayed columns say how recent the behaviour is.
+    return [c for c in columns if c.endswith("_decayed")] if form == "event_log" else columns
+
+
+def _never(form: str) -> bool:
+    return False
+
+
+def _in_event_logs(form: str) -> bool:
+    return form == "event_log"
+
+
+def _horizon_text(frame: pd.DataFrame, stage: StageConfig) -> str:
+    return "conversion within the horizon"
+
+
+def _stage_text(frame: pd.DataFrame, stage: StageConfig) -> str:
+    return (f"conversion within {stage.horizon_days} days" if DAYS_TO_CONVERSION in frame.columns
+            else "conversion within the horizon")
+
+
+@dataclass(frozen=True)
+class DimensionSpec:
+    """One scoring dimension.
+
+    `target(frame, label_column, stage_cfg)` is what its model predicts, `target_text(frame, stage_cfg)` says it
+    in words; `columns(group_columns, form)` picks the columns it uses from its group's (in data form `form`);
+    `monotone(form)` says whether its model must rise with every one of them (then it is a LightGBM model under
+    that constraint rather than the tournament's winner). Its column group is the `FeatureGroups` field of its name.
+    """
+
+    name: str
+    description: str
+    target: Callable[[pd.DataFrame, str, StageConfig], np.ndarray] = conversion_target
+    target_text: Callable[[pd.DataFrame, StageConfig], str] = _horizon_text
+    columns: Callable[[list[str], str], list[str]] = _all_columns
+    monotone: Callable[[str], bool] = _never
+
+
+DIMENSION_SPECS: dict[str, DimensionSpec] = {spec.name: spec for spec in (
+    DimensionSpec("fit", "conversion within the horizon, from profile columns only"),
+    DimensionSpec("engagement", "conversion within the horizon, from behaviour only (event log: decayed activity, "
+                  "monotone increasing)", columns=_decayed_in_event_logs, monotone=_in_event_logs),
+    DimensionSpec("stage", "readiness to buy now: conversion within stage.horizon_days (event log), else the main "
+                  "label, from intent signals", target=stage_target, target_text=_stage_text),
+)}
+DIMENSIONS = tuple(DIMENSION_SPECS)
+
+
+def dimension_spec(name: str) -> DimensionSpec:
+    """The registry entry of one dimension; an unknown name is a `KeyError` listing the known ones."""
+    if name not in DIMENSION_SPECS:
+        raise KeyError(f"no dimension named {name!r}; known dimensions: {', '.join(DIMENSION_SPECS)}")
+    return DIMENSION_SPECS[name]

@@ -175,7 +175,7 @@ def build_explainer(
 def dimension_of(column: str, groups: FeatureGroups) -> str:
     """The first dimension whose names or shell patterns match the column, else "other"."""
     for dimension in DIMENSIONS:
-        if matches_any(column, getattr(groups, dimension)):
+        if matches_any(column, groups.patterns(dimension)):
             return dimension
     return OTHER
 

@@ -12,9 +12,18 @@ Besides the usual format specs (`{value:.1f}`), three specs read numbers as word
 A missing value reads "unknown"; a template's `values` words replace raw values ("999" -> "never").
 Numbers without a spec show as integers when whole, else with three significant digits.
 
-Every text ends with its points in brackets: "Requested a demo 3 days ago (+18)". Points of one or
-more show as whole numbers, smaller ones with one decimal; fields whose points round to 0.0 are not
-reasons. A text longer than the configured limit is cut at the end of its words part with "…", so
+Raw codes read as words where no template was written for them (`readable_code`): a value that is one
+token of letters and digits joined by `_`, or by two or more `-` (`abm_2025q3`, `paid-social-q3`), shows
+with spaces ("Campaign: abm 2025q3"); a single hyphen is kept ("1-10", "mid-market"). Field names read
+the same way, capitalised ("lead_source" -> "Lead source"). A field's own template (`reasons.templates`)
+overrides the fallback: its `{value}` is the raw value, or its `values` word. The JSON `value` is always
+the raw value.
+
+Every text ends with its points in brackets, rounded to one decimal: "Requested a demo 3 days ago
+(+18.3)", "Company size: 201+ (+5)" (a whole number without ".0"). The JSON `points` of the same reason
+is that same number (18.3, 5): what a reader sees in the text is what a program reads from the JSON.
+The exact contributions are what `LeadScorer.explain` returns. Fields whose points round to 0.0 are
+not reasons. A text longer than the configured limit is cut at the end of its words part with "…", so
 the points always show.
 
 Text is built for a whole batch at once: each template is filled once per distinct value (not once
@@ -26,6 +35,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import string
 from dataclasses import dataclass, field
 
@@ -79,8 +89,8 @@ class ReasonField:
 
     @property
     def label(self) -> str:
-        """A readable name: `company_size` -> "Company size"."""
-        text = self.name.replace("_", " ").replace(".", " ").strip()
+        """A readable name: `company_size` -> "Company size", `emp.var.rate` -> "Emp var rate"."""
+        text = readable_code(self.name.replace(".", "_")).strip()
         return text[:1].upper() + text[1:]
 
     def column_of(self, placeholder: str) -> str:
@@ -89,6 +99,22 @@ class ReasonField:
             return self.columns[0]
         part = "count" if placeholder == "value" else placeholder
         return f"{self.name}_{part}"
+
+
+# One token of letters and digits joined by `_` or `-`, with at least one letter.
+_CODE = re.compile(r"[A-Za-z0-9]+(?:[_-]+[A-Za-z0-9]+)+")
+
+
+def readable_code(text: str) -> str:
+    """A raw code as words: `abm_2025q3` -> "abm 2025q3", `paid-social-q3` -> "paid social q3".
+
+    A text is a code when it is one token of letters and digits joined by `_` (any number) or by two or
+    more `-`, with a letter in it. A single hyphen is left alone, as it joins words ("mid-market") or
+    numbers ("1-10"), and so are dates and numbers. Underscores elsewhere read as spaces too
+    ("New York_office" -> "New York office"): no prose uses them."""
+    if _CODE.fullmatch(text) and any(c.isalpha() for c in text) and ("_" in text or text.count("-") >= 2):
+        return " ".join(part for part in re.split(r"[_-]+", text) if part)
+    return " ".join(text.replace("_", " ").split()) if "_" in text else text
 
 
 def template_placeholders(template: str) -> list[tuple[str, str]]:
@@ -156,7 +182,7 @@ class ReasonWriter:
         fragment = pc.binary_join_element_wise(
             _field_prefixes(self.fields).take(pa.array(chosen)),
             _in_pair_order(value_parts, value_positions, len(rows)),
-            ',"points":', pc.cast(pa.array(np.round(chosen_points, 1)), pa.string()),
+            ',"points":', pc.cast(pa.array(shown_points(chosen_points)), pa.string()),
             ',"text":"', escaped.take(pa.array(body_ids)), suffix.take(pa.array(suffix_ids)), '"}', "",
         )
         grid = np.full(valid.shape, -1, dtype=np.int64)
@@ -180,7 +206,7 @@ def select_reasons(points: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarr
         np.argsort(points, axis=1, kind="stable")[:, :k],
     ], axis=1)
     chosen = np.take_along_axis(points, candidates, axis=1)
-    shown = np.round(chosen, 1)
+    shown = shown_points(chosen)
     valid = np.concatenate([shown[:, :k] >= 0.1, shown[:, k:] <= -0.1], axis=1)
     order = np.argsort(np.where(valid, -np.abs(chosen), np.inf), axis=1, kind="stable")
     pad = 2 * top_k - 2 * k  # fewer fields than reasons asked for: pad with empty slots
@@ -311,6 +337,8 @@ def _fill_templates(spec: ReasonField, values: dict[str, np.ndarray], points: np
             if name != "field":
                 used.setdefault(name, set()).add(format_spec)
         label = spec.label
+        # A default text shows raw codes as words; a field's own template shows what it was written for.
+        fallback = template in DEFAULT_TEXTS[spec.kind]
         columns, codes = [], []
         for name, specs in used.items():
             column = values[name][at]
@@ -327,17 +355,21 @@ def _fill_templates(spec: ReasonField, values: dict[str, np.ndarray], points: np
         for row, combination in enumerate(distinct):
             filled = {"field": label}
             for (name, uniques), code in zip(columns, combination):
-                filled[name] = _worded(uniques[code], words)
+                filled[name] = _worded(uniques[code], words, readable=fallback)
             local[row] = texts.add(render(template, filled))
         ids[at] = local[inverse.reshape(-1)]
     return ids
 
 
-def _worded(value, words: dict[str, str]):
-    if not words or value is None or (isinstance(value, float) and math.isnan(value)):
+def _worded(value, words: dict[str, str], *, readable: bool = False):
+    """A value as its template shows it: its `values` word, else (`readable`) a code as words, else itself."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return value
-    key = value if isinstance(value, str) else format_number(float(value))
-    return words.get(key, value)
+    if words:
+        key = value if isinstance(value, str) else format_number(float(value))
+        if key in words:
+            return words[key]
+    return readable_code(value) if readable and isinstance(value, str) else value
 
 
 class _Texts:
@@ -375,12 +407,17 @@ class _Texts:
 # ---------------------------------------------------------------------------------------------
 
 
+def shown_points(points: np.ndarray) -> np.ndarray:
+    """Points as a reason shows them, in its text and its JSON alike: rounded to one decimal."""
+    return np.round(points, 1)
+
+
 def _points_suffixes(points: np.ndarray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    """" (+18)" / " (-0.4)" per reason: distinct suffixes, the id of each reason's and its length."""
-    tenths = np.round(points, 1)
-    shown = np.where(np.abs(tenths) >= 1, np.round(points), tenths)
-    distinct, inverse = np.unique(shown, return_inverse=True)
-    texts = [f" ({v:+.0f})" if abs(v) >= 1 else f" ({v:+.1f})" for v in distinct]
+    """" (+18.3)" / " (-0.4)" per reason: distinct suffixes, the id of each reason's and its length."""
+    distinct, inverse = np.unique(shown_points(points), return_inverse=True)
+    # A value already rounded to one decimal, printed with one decimal, is that very value; a whole one
+    # reads without ".0" ("+5"), as JSON prints it (5).
+    texts = [f" ({f'{v:+.1f}'.removesuffix('.0')})" for v in distinct]
     lengths = np.array([len(t) for t in texts], dtype=np.int64)
     inverse = inverse.reshape(-1)
     return pa.array(texts, type=pa.string()), inverse, lengths[inverse]

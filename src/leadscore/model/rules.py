@@ -106,7 +106,7 @@ def points_fallback(rules: list[PointsRule], cutoffs: PointsCutoffs, groups: Fea
     if missing:
         raise ConfigError(f"points_baseline rules use columns that are not features: {missing}")
     dimension_rules = {
-        name: [r for r in rules if r.column in resolve_group(getattr(groups, name), rule_columns)]
+        name: [r for r in rules if r.column in resolve_group(groups.patterns(name), rule_columns)]
         for name in DIMENSIONS
     }
     return PointsScorer(

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from leadscore.features.events import DAYS_TO_CONVERSION
 from leadscore.model.cutoffs import BANDS
-from leadscore.model.dimensions import STAGES, stage_target
+from leadscore.model.dimensions import STAGES, dimension_spec
 from leadscore.model.scorer import LeadScorer
 from leadscore.reporting.metrics import probability_metrics
 from leadscore.reporting.plots import bands_figure, calibration_figure
@@ -42,7 +42,7 @@ def report_dimensions(scorer: LeadScorer, windows: dict[str, pd.DataFrame], labe
     if dimensions is not None:
         p_dims = dimensions.probabilities(test)
         for name, p in p_dims.items():
-            target = stage_target(test, label_column, stage_cfg) if name == "stage" else y_test
+            target = dimension_spec(name).target(test, label_column, stage_cfg)
             report.metrics[f"dimension_{name}"] = probability_metrics(target, p)
             reliability[f"{name}_score"] = (target, p)
         if "stage" in p_dims and DAYS_TO_CONVERSION in test.columns:

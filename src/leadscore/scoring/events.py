@@ -24,6 +24,7 @@ from leadscore.data.sources import (
     EVENT_LOG,
     SNAPSHOT,
     EventLogFolder,
+    ReadOptions,
     TableSource,
     open_source,
     read_rows,
@@ -114,7 +115,8 @@ def lead_rows(scorer, location: str | os.PathLike, lead_id: str, as_of: str | No
     """The input rows of one lead, as the scoring job would score them: its rows in a table of leads, or its
     features in an event log as of `as_of` (default: just after the last recorded event). Empty when the
     lead is not there."""
-    source = open_source(location)
+    # The id is text, as the scoring job reads it: lead 0004711 is not lead 4711.
+    source = open_source(location, ReadOptions(text_columns=(scorer.id_column,)))
     return _LEAD_ROWS[source.form](scorer, source, lead_id, as_of)
 
 

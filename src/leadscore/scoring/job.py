@@ -20,7 +20,9 @@ everything else is this module's, the same whatever the engine:
 
 Outputs:
 - `output`: the columns `LeadScorer.predict` returns, plus model_name, model_version, scored_at (and
-  lead_status for an event log);
+  lead_status for an event log). `scored_at` is the job's start, to the second, in UTC: a timezone-aware
+  timestamp in Parquet (`timestamp[us, tz=UTC]`), ISO 8601 text in CSV ("2026-03-01T09:30:00+00:00");
+  see `scored_at`;
 - `<output stem>.rejects.csv` (or `rejects_path`): row, id, column, reason, detail;
 - `<output stem>.drift.json`.
 
@@ -39,6 +41,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -211,6 +214,16 @@ class Tally:
         if self.rows_scored + sum(self.rejected.values()) != self.rows_read:
             raise RuntimeError(f"{self.rows_read} rows read but {self.rows_scored} scored and "
                                f"{sum(self.rejected.values())} rejected")
+
+
+def scored_at(fmt: str, now: datetime | None = None) -> pd.Timestamp | str:
+    """The `scored_at` value of a job writing `fmt` (".csv" or ".parquet") that started at `now` (default: now).
+
+    Parquet carries types, so the time is a timezone-aware timestamp (UTC, microseconds, which every
+    Parquet reader reads); CSV carries text, so it is ISO 8601 with its offset, which spreadsheets and
+    `pd.read_csv(..., parse_dates=["scored_at"])` read back as the same instant."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    return now.isoformat() if fmt == ".csv" else pd.Timestamp(now).as_unit("us")
 
 
 def top_leads(scores: pd.DataFrame, n: int) -> pd.DataFrame:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from leadscore.config import ScoringConfig
 from leadscore.data.io import LocalFiles
@@ -32,6 +32,7 @@ from leadscore.scoring.job import (
     Staged,
     Tally,
     model_params,
+    scored_at,
 )
 
 
@@ -76,7 +77,7 @@ class _ChunkScorer:
         self.model = job.loaded.pyfunc.unwrap_python_model()
         self.params = model_params(job.settings.reasons)
         self.seen = SeenIds()
-        self.scored_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.scored_at = scored_at(job.fmt)  # a timestamp in Parquet, ISO 8601 text in CSV
 
     def score(self, chunk: pd.DataFrame, status: np.ndarray | None, scores: TableWriter, rejected: TableWriter) -> None:
         """Check, score and write one chunk; `status` is the lead status of each of its rows (event logs)."""
@@ -98,7 +99,8 @@ class _ChunkScorer:
         out = self.model.predict(None, valid, params=self.params)
         if len(out) != len(valid):  # a broken scorer must never write a short file
             raise RuntimeError(f"scorer returned {len(out)} rows for {len(valid)} leads")
-        out = out.assign(model_name=self.loaded.name, model_version=self.loaded.version, scored_at=self.scored_at)
+        out = out.assign(model_name=self.loaded.name, model_version=self.loaded.version,
+                         scored_at=_column_of(self.scored_at, out.index))
         if status is not None:
             out[STATUS_COLUMN] = status[valid.index.to_numpy()]
         scores.write(out)
@@ -113,6 +115,14 @@ class _ChunkScorer:
         """Output columns for a file with no scored row: those of the model's output signature."""
         schema = self.loaded.pyfunc.metadata.get_output_schema()
         return [*(schema.input_names() if schema else [self.scorer.id_column, "p_convert", "score"]), *PROVENANCE_COLUMNS]
+
+
+def _column_of(value: pd.Timestamp | str, index: pd.Index) -> pd.Series | str:
+    """`scored_at` for every row: text as it is; a timestamp as an Arrow-backed column, which pyarrow writes
+    as `timestamp[us, tz=UTC]` without going through pandas' timezone-dropping `Series.values`."""
+    if isinstance(value, str):
+        return value
+    return pd.Series(value, index=index, dtype=pd.ArrowDtype(pa.timestamp("us", tz="UTC")))
 
 
 Chunks = Iterator[tuple[pd.DataFrame, "np.ndarray | None"]]

@@ -9,7 +9,8 @@ scores equal the pandas engine's. What differs is what Spark does better at scal
 - the scores are written as Spark writes them, a folder of part files named by `output` (pandas,
   pyarrow and most query engines read such a folder as one table), in no particular row order;
 - the rejects file is one CSV file, as with the pandas engine;
-- a CSV row Spark cannot parse stops the job (exit 4) instead of becoming a reject.
+- a CSV row whose fields do not match the header is a reject with its row number, as with the pandas
+  engine (`UNREADABLE_COLUMN` of `TableSource.spark_frame`); other parse failures stop the job (exit 4).
 Any legal column name works (`emp.var.rate` is one column, not a struct field): columns are always
 referred to by `spark_column`. Formula-like text cells of CSV outputs are neutralised as by the pandas
 engine (`leadscore.data.streams`).
@@ -33,7 +34,6 @@ import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 
 from leadscore.config import ScoringConfig
 from leadscore.data.row_checks import (
@@ -41,14 +41,15 @@ from leadscore.data.row_checks import (
     DUPLICATE_ID,
     MISSING_ID,
     PROBLEM_COLUMNS,
+    UNREADABLE,
     row_problems,
 )
-from leadscore.data.sources import SNAPSHOT, spark_column
+from leadscore.data.sources import SNAPSHOT, UNREADABLE_COLUMN, spark_column
 from leadscore.data.streams import FORMULA_START, PLAIN_NUMBER
 from leadscore.errors import ConfigError, InputError
 from leadscore.model.drift import SCORE, DriftCounter
 from leadscore.schema import PROVENANCE_COLUMNS
-from leadscore.scoring.job import Engine, Job, Staged, Tally, model_params, top_leads
+from leadscore.scoring.job import Engine, Job, Staged, Tally, model_params, scored_at, top_leads
 
 log = logging.getLogger(__name__)
 _ROW = "_row"
@@ -148,7 +149,8 @@ class _SparkJob:
         try:
             tally.reject(dict(checked.filter(F.col("reason").isNotNull()).groupBy("reason").count().collect()))
             written = _neutralised(scores) if self.job.fmt == ".csv" else scores
-            written.write.options(**_CSV_WRITE).format(self.job.fmt[1:]).save(staged.scores)
+            with _parquet_timestamps(self.spark):
+                written.write.options(**_CSV_WRITE).format(self.job.fmt[1:]).save(staged.scores)
             tally.score(scores.count())
             self._write_rejects(checked, staged.rejects)
             if tally.drift is not None:
@@ -164,7 +166,7 @@ class _SparkJob:
         from pyspark.sql import functions as F
 
         scorer = self.scorer
-        columns = [c for c in (scorer.id_column, *scorer.feature_columns) if c in raw.columns]
+        columns = [c for c in (scorer.id_column, *scorer.feature_columns, UNREADABLE_COLUMN) if c in raw.columns]
         counts = dict(raw.select(F.spark_partition_id().alias("p")).groupBy("p").count().collect())
         offsets, total = [], 0
         for partition in range(raw.rdd.getNumPartitions()):
@@ -185,24 +187,30 @@ class _SparkJob:
         from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
         id_column, numeric = self.scorer.id_column, list(self.scorer.numeric_columns)
-        fields = [StructField(f.name, DoubleType() if f.name in numeric else f.dataType) for f in numbered.schema]
+        fields = [StructField(f.name, DoubleType() if f.name in numeric else f.dataType) for f in numbered.schema
+                  if f.name != UNREADABLE_COLUMN]
         schema = StructType([*fields, *(StructField(name, StringType()) for name in PROBLEM_COLUMNS)])
 
         def check(batches):
             for batch in batches:
-                typed, problems = row_problems(batch, id_column, numeric)
+                unreadable = {}
+                if UNREADABLE_COLUMN in batch.columns:
+                    flags = batch.pop(UNREADABLE_COLUMN)
+                    unreadable = {i: why for i, why in enumerate(flags) if isinstance(why, str)}
+                typed, problems = row_problems(batch, id_column, numeric, unreadable)
                 yield typed.join(problems)
 
         checked = _map_in_pandas(numbered, check, schema)
         # Ids that occur more than once, with their first row: an aggregate of the id column alone, which
         # is small when duplicates are rare, so the rows themselves are not shuffled.
-        repeated_ids = (checked.filter(F.coalesce(F.col("reason"), F.lit("")) != MISSING_ID)
+        repeated_ids = (checked.filter(~F.coalesce(F.col("reason"), F.lit("")).isin(MISSING_ID, UNREADABLE))
                         .groupBy(spark_column(id_column).alias("_repeated_id"))
                         .agg(F.min(_ROW).alias("_first"), F.count("*").alias("_n"))
                         .filter(F.col("_n") > 1).drop("_n"))
         joined = checked.join(repeated_ids, spark_column(id_column) == F.col("_repeated_id"), how="left"
                               ).drop("_repeated_id")
-        repeated = F.col("_first").isNotNull() & (F.col(_ROW) != F.col("_first"))
+        has_id = ~F.coalesce(F.col("reason"), F.lit("")).isin(MISSING_ID, UNREADABLE)
+        repeated = F.col("_first").isNotNull() & (F.col(_ROW) != F.col("_first")) & has_id
         duplicate = {"column": F.lit(id_column), "reason": F.lit(DUPLICATE_ID), "detail": F.lit(DUPLICATE_DETAIL)}
         return joined.withColumns({c: F.when(repeated, duplicate[c]).otherwise(F.col(c)) for c in PROBLEM_COLUMNS}
                                   ).drop("_first")
@@ -222,8 +230,9 @@ class _SparkJob:
         text = [f.name for f in result_type if f.dataType.typeName() == "string" and f.name != self.scorer.id_column]
         out = out.withColumns({c: F.when(spark_column(c).isin(*_MISSING_MARKERS), None).otherwise(spark_column(c))
                                for c in text})
-        scored_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        values = dict(zip(PROVENANCE_COLUMNS, (self.loaded.name, self.loaded.version, scored_at)))
+        at = scored_at(self.job.fmt)  # a timestamp for Parquet (written as UTC, see `_parquet_timestamps`), text for CSV
+        values = dict(zip(PROVENANCE_COLUMNS, (self.loaded.name, self.loaded.version,
+                                               at if isinstance(at, str) else at.to_pydatetime())))
         return out.withColumns({c: F.lit(v) for c, v in values.items()})
 
     def _result_type(self):
@@ -318,6 +327,23 @@ def _neutralised(frame):
 
     return frame.select(*[cell(f.name) if f.dataType.typeName() == "string" else spark_column(f.name)
                           for f in frame.schema])
+
+
+@contextmanager
+def _parquet_timestamps(spark):
+    """Spark writes timestamps to Parquet as INT96 unless told otherwise, which readers take as a time without a
+    zone; as TIMESTAMP_MICROS they are marked as UTC instants, as the pandas engine writes them. The session's
+    own setting is put back afterwards (it may be a notebook's)."""
+    key = "spark.sql.parquet.outputTimestampType"
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, "TIMESTAMP_MICROS")
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
 
 
 @contextmanager

@@ -9,17 +9,25 @@ Adding a candidate is one entry here (plus one in `MODEL_KINDS` when it is a new
   of the training window, then refitted on all of it.
 - `logistic`: an L2 logistic regression (one-hot, median imputation with missing indicators, signed-log
   numerics, scaling).
+
+Recency-weighted variants (`model.recency_variants`): with rows in time or row order, every candidate can
+also enter as `<name>-recency`, the same model fitted with sample weights that halve every third of the
+fitted rows' span (the oldest rows count an eighth of the latest). Such a variant answers drift: when what
+converts changes over time, the latest rows say more about the next leads. It is never chosen by a setting,
+only when the rolling-origin backtest (`leadscore.training.tournament`) ranks it first; without time or
+row order (a random split) there is nothing to weight and no variant enters.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -40,22 +48,31 @@ from leadscore.model.encoding import (
 class CandidateSpec:
     """One model family of the tournament.
 
-    `fit(X, y, validation_order, cfg)` fits it on the training window (`validation_order` ranks the rows
-    by time, latest last, for early stopping); `kind` names its entry in `leadscore.model.kinds.MODEL_KINDS`;
-    `details(model)` says what about a fitted one is recorded with the run.
+    `fit(X, y, validation_order, cfg, sample_weight)` fits it on the training window (`validation_order` ranks
+    the rows by time, latest last, for early stopping; `sample_weight` is None or one weight per row); `kind`
+    names its entry in `leadscore.model.kinds.MODEL_KINDS`; `details(model)` says what about a fitted one is
+    recorded with the run; `recency` marks the recency-weighted variant of a registered candidate.
+    Every fitted pipeline ends in a step named `model`, which takes the sample weights when it is refitted.
     """
 
-    fit: Callable[[pd.DataFrame, np.ndarray, np.ndarray, ModelConfig], Pipeline]
+    fit: Callable[..., Pipeline]
     kind: str
     details: Callable[[Pipeline], dict]
+    recency: bool = False
 
 
-def _fit_lightgbm_candidate(X, y, validation_order, cfg: ModelConfig) -> Pipeline:
-    return fit_lightgbm(X, y, validation_order, cfg.lightgbm, cfg.seed, cfg.min_category_count)
+def _fit_lightgbm_candidate(X, y, validation_order, cfg: ModelConfig, sample_weight=None) -> Pipeline:
+    return fit_lightgbm(X, y, validation_order, cfg.lightgbm, cfg.seed, cfg.min_category_count,
+                        sample_weight=sample_weight)
 
 
-def _fit_logistic_candidate(X, y, validation_order, cfg: ModelConfig) -> Pipeline:
-    return fit_logistic(X, y, cfg.logistic_c, cfg.min_category_count, cfg.seed)
+def _fit_logistic_candidate(X, y, validation_order, cfg: ModelConfig, sample_weight=None) -> Pipeline:
+    return fit_logistic(X, y, cfg.logistic_c, cfg.min_category_count, cfg.seed, sample_weight=sample_weight)
+
+
+def _fit_linear_candidate(X, y, validation_order, cfg: ModelConfig, sample_weight=None) -> Pipeline:
+    return fit_logistic(X, y, cfg.logistic_c, cfg.min_category_count, cfg.seed, sample_weight=sample_weight,
+                        signed_log=False)
 
 
 def _lightgbm_details(model: Pipeline) -> dict:
@@ -69,6 +86,9 @@ def _no_details(model: Pipeline) -> dict:
 CANDIDATES: dict[str, CandidateSpec] = {
     "lightgbm": CandidateSpec(fit=_fit_lightgbm_candidate, kind="lightgbm", details=_lightgbm_details),
     "logistic": CandidateSpec(fit=_fit_logistic_candidate, kind="logistic", details=_no_details),
+    # The same regression on numbers as they are: it extrapolates linearly, which wins when later leads
+    # take values never seen in training (indicators of a changing market), where the signed log flattens them.
+    "linear": CandidateSpec(fit=_fit_linear_candidate, kind="logistic", details=_no_details),
 }
 
 
@@ -83,20 +103,59 @@ def check_candidates(names: list[str]) -> None:
         )
 
 
+RECENCY = "-recency"  # suffix of a candidate's recency-weighted variant
+_RECENCY_HALF_LIVES = 3  # half-lives in the span of the fitted rows: the oldest row weighs 1/8 of the latest
+
+
 def candidate(name: str) -> CandidateSpec:
-    """The registry entry of one candidate; an unknown name is a `ConfigError` listing the known ones."""
+    """The registry entry of one candidate, or of its recency-weighted variant (`<name>-recency`); an unknown
+    name is a `ConfigError` listing the known ones."""
+    if name.endswith(RECENCY) and name.removesuffix(RECENCY) in CANDIDATES:
+        return replace(CANDIDATES[name.removesuffix(RECENCY)], recency=True)
     check_candidates([name])
     return CANDIDATES[name]
 
 
-def fit_candidates(train: pd.DataFrame, y_train: np.ndarray, validation_order: np.ndarray, cfg: ModelConfig) -> dict[str, Pipeline]:
+def recency_weights(times: np.ndarray) -> np.ndarray:
+    """Sample weights exponential in time: 1 for the latest row, halving every third of the rows' time span.
+
+    `times` are days (a time split) or row positions (row order); only differences count, so any origin works.
+    """
+    times = np.asarray(times, dtype="float64")
+    span = float(times.max() - times.min()) if len(times) else 0.0
+    if span <= 0:
+        return np.ones(len(times))
+    return 0.5 ** ((times.max() - times) / (span / _RECENCY_HALF_LIVES))
+
+
+def fit_weights(name: str, times: np.ndarray | None) -> np.ndarray | None:
+    """The sample weights candidate `name` is fitted with on rows at `times`: None unless it is a recency variant."""
+    if times is None or not candidate(name).recency:
+        return None
+    return recency_weights(times)
+
+
+def refit(model: Pipeline, name: str, X: pd.DataFrame, y: np.ndarray, times: np.ndarray | None = None) -> Pipeline:
+    """A clone of candidate `name`'s fitted `model` (same settings) fitted on other rows, with the variant's weights."""
+    weights = fit_weights(name, times)
+    return clone(model).fit(X, y, **({} if weights is None else {"model__sample_weight": weights}))
+
+
+def fit_candidates(train: pd.DataFrame, y_train: np.ndarray, validation_order: np.ndarray, cfg: ModelConfig,
+                   times: np.ndarray | None = None) -> dict[str, Pipeline]:
     """Fit every configured candidate on the training window (every name is checked before any is fitted).
 
     `validation_order` ranks training rows by time (or at random); LightGBM stops early on the
     latest `validation_fraction` of them, then is refitted on the whole window with that many trees.
+    With `cfg.recency_variants` and `times` (the rows' days or positions; None for a random split), every
+    candidate's recency-weighted variant is fitted too.
     """
     check_candidates(cfg.candidates)
-    return {name: CANDIDATES[name].fit(train, y_train, validation_order, cfg) for name in cfg.candidates}
+    names = list(cfg.candidates)
+    if cfg.recency_variants and times is not None:
+        names += [f"{name}{RECENCY}" for name in cfg.candidates]
+    return {name: candidate(name).fit(train, y_train, validation_order, cfg, sample_weight=fit_weights(name, times))
+            for name in names}
 
 
 _MULTITHREAD_ROWS = 100_000
@@ -132,9 +191,11 @@ def lightgbm_classifier(cfg: LightGBMConfig, n_estimators: int, seed: int, threa
     )
 
 
-def fit_lightgbm(X, y, validation_order, cfg: LightGBMConfig, seed: int, min_category_count: int, **extra) -> Pipeline:
+def fit_lightgbm(X, y, validation_order, cfg: LightGBMConfig, seed: int, min_category_count: int,
+                 sample_weight: np.ndarray | None = None, **extra) -> Pipeline:
     """LightGBM on native categoricals, with the tree count found by early stopping.
 
+    `sample_weight` (one per row, or None) weighs the fitted rows, not the early-stopping loss;
     `extra` goes to LightGBM as it is (e.g. `monotone_constraints`)."""
     encoder = FrameEncoder(min_category_count).fit(X)
     encoded = encoder.transform(X)
@@ -146,13 +207,14 @@ def fit_lightgbm(X, y, validation_order, cfg: LightGBMConfig, seed: int, min_cat
     if len(np.unique(y[is_validation])) == 2:
         probe.fit(
             encoded[~is_validation], y[~is_validation],
+            sample_weight=None if sample_weight is None else sample_weight[~is_validation],
             eval_X=(encoded[is_validation],), eval_y=(y[is_validation],), eval_metric="binary_logloss",
             callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
         )
         n_trees = max(1, probe.best_iteration_ or cfg.n_estimators)
     else:  # too few conversions in the validation slice to stop early: keep the configured bound
         n_trees = cfg.n_estimators
-    model = lightgbm_classifier(cfg, n_trees, seed, threads, **extra).fit(encoded, y)
+    model = lightgbm_classifier(cfg, n_trees, seed, threads, **extra).fit(encoded, y, sample_weight=sample_weight)
     return Pipeline([("encode", encoder), ("model", model)])
 
 
@@ -172,6 +234,9 @@ def logistic_pipeline(min_category_count: int, c: float, seed: int, *, signed_lo
     return Pipeline([("encode", FrameEncoder(min_category_count)), ("prepare", prepare), ("model", model)])
 
 
-def fit_logistic(X, y, c: float, min_category_count: int, seed: int) -> Pipeline:
-    """The regularised logistic candidate (signed-log numerics)."""
-    return logistic_pipeline(min_category_count, c, seed, signed_log=True).fit(X, y)
+def fit_logistic(X, y, c: float, min_category_count: int, seed: int, sample_weight: np.ndarray | None = None, *,
+                 signed_log: bool = True) -> Pipeline:
+    """A regularised logistic candidate (signed-log numerics unless `signed_log` is false), its rows weighed by
+    `sample_weight` when given."""
+    pipeline = logistic_pipeline(min_category_count, c, seed, signed_log=signed_log)
+    return pipeline.fit(X, y, **({} if sample_weight is None else {"model__sample_weight": sample_weight}))

@@ -15,7 +15,14 @@ Date columns (a date learned as a 290-value category): a text column whose cells
 (`2025-03-01`, `31.12.2025`, `03/01/2025`; month names alone are not dates) is never a feature. When no
 `data.time_column` is declared and there is exactly one, it becomes the time column (logged, and kept as
 `TrainingTable.inferred_time_column`), so the split is out of time; otherwise training stops naming the
-columns and the fix (declare the time column, list the others in `data.exclude_columns`).
+columns and the fix (declare the time column, list the others in `data.exclude_columns`). In an event log's
+leads table, date columns are never features either: they are dropped with a logged decision and a note
+(`leadscore.features.events.profile_dates` says why not an age), as the time comes from the events.
+
+Time in an event log: nothing may be dated after the export time (`event_log.exported_at`, else the last
+recorded time up to now); such records are refused with their count, or left out when
+`event_log.drop_events_after_export` says so (`leadscore.features.events.after_export`). Events dated before
+their lead's creation are counted in a warning and in the table's notes, as at scoring.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from leadscore.data.sources import ReadOptions, read_table
 from leadscore.data.validation import (
     binary_label,
     check_ids,
+    parse_dates,
     parse_timestamps,
     read_numbers,
     require_columns,
@@ -43,6 +51,9 @@ from leadscore.features.events import (
     SNAPSHOT_COLUMN,
     EventFeatureSpec,
     EventLogLayout,
+    after_export,
+    events_before_creation,
+    export_time,
     feature_spec,
     load_event_log,
     training_rows,
@@ -215,33 +226,6 @@ def snapshot_table(frame: pd.DataFrame, data: DataConfig) -> TrainingTable:
     )
 
 
-# Cells that are dates: ISO (2025-03-01, with an optional time), day first with dots (31.12.2025) or month or
-# day first with slashes (03/01/2025). A month name alone ("Feb", "may") is not a date: it has no digits.
-_DATE_CELL = (
-    r"\s*(?:\d{4}-\d{1,2}-\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
-    r"|\d{1,2}\.\d{1,2}\.\d{2,4}(?: \d{1,2}:\d{2}(?::\d{2})?)?"
-    r"|\d{1,2}/\d{1,2}/\d{2,4}(?: \d{1,2}:\d{2}(?::\d{2})?)?)\s*"
-)
-_DATE_SHARE = 0.95  # of filled cells: a few typing errors do not make a column of dates anything else
-
-
-def parse_dates(values: pd.Series) -> pd.Series | None:
-    """A text column of dates as UTC timestamps, or None when it is not one (see `_DATE_CELL`)."""
-    if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
-        return None
-    filled = values.notna()
-    if not filled.any() or not values[filled].map(lambda v: isinstance(v, str)).all():
-        return None
-    text = values[filled].astype("string")
-    if text.str.fullmatch(_DATE_CELL).mean() < _DATE_SHARE:
-        return None
-    dotted = text.str.match(r"\s*\d{1,2}\.\d").mean() > 0.5  # 31.12.2025: day first, as written in Germany
-    parsed = pd.to_datetime(values.astype("string").str.strip(), utc=True, errors="coerce", format="mixed",
-                            dayfirst=bool(dotted))
-    return parsed if parsed[filled].notna().mean() >= _DATE_SHARE else None
-
-
-
 # A text column whose values are numbers but for at most this share is taken for a numeric column with
 # typing errors (a stray "n/a", "12 visits"): learning it as a category would quietly lose its order.
 _STRAY_TEXT_SHARE = 0.01
@@ -267,13 +251,21 @@ def _from_event_log(cfg: Config) -> TrainingTable:
     stage("reading")
     log = load_event_log(cfg.data.resolved_path, layout, na_values=cfg.data.na_values,
                          read_options=read_options(cfg.data))
+    exported = export_time(log, layout, cfg.event_log.exported_at)
+    log = after_export(log, layout, exported, drop=cfg.event_log.drop_events_after_export,
+                       declared=cfg.event_log.exported_at is not None)
     stage("features")
     profile = log.leads[[c for c in log.leads.columns if c != layout.created_column]]
     decisions = decide_personal(profile, cfg.data, table="leads", id_column=layout.id_column)
     hidden, free_text = columns_to_drop(decisions, cfg.data, profile, (layout.id_column,))
     spec = feature_spec(log, cfg, hidden=[*hidden, *free_text])
-    frame = training_rows(log, spec, cfg.event_log)
+    frame = training_rows(log, spec, cfg.event_log, observed_until=exported)
     notes = [f"free-text column '{c}' of the leads table is not a feature" for c in free_text]
+    candidates = [c for c in profile.columns if c not in {layout.id_column, *hidden, *free_text, *cfg.data.exclude_columns}]
+    notes += [f"date column '{c}' of the leads table is not a feature (as of the export, not of the snapshot)"
+              for c in candidates if c not in spec.profile_columns]
+    notes += [f"{n} {table} dated before their lead's creation, used as they are"
+              for table, n in events_before_creation(log, layout).items() if n]
     return TrainingTable(
         frame=frame, id_column=layout.id_column, label_column=LABEL_COLUMN, time_column=SNAPSHOT_COLUMN,
         feature_columns=spec.feature_columns, event_spec=spec, dropped_personal=hidden,

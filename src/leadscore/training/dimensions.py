@@ -1,6 +1,7 @@
 """Fitting the dimension models (fit, engagement, buying stage) on the training and calibration windows.
 
-What each dimension predicts, and how stage and grade are read, is in `leadscore.model.dimensions`.
+What each dimension predicts, which of its group's columns it uses and whether its model is constrained is
+its entry in `leadscore.model.dimensions.DIMENSION_SPECS`; this module only fits what the entries say.
 """
 
 from __future__ import annotations
@@ -9,13 +10,12 @@ import numpy as np
 import pandas as pd
 
 from leadscore.config import FeatureGroups, ModelConfig, StageConfig
-from leadscore.features.events import DAYS_TO_CONVERSION
 from leadscore.model.dimensions import (
-    DIMENSIONS,
+    DIMENSION_SPECS,
     DimensionModel,
     DimensionScorer,
+    DimensionSpec,
     resolve_group,
-    stage_target,
 )
 from leadscore.training.calibration import calibrate
 from leadscore.training.candidates import candidate, fit_candidates, fit_lightgbm
@@ -23,12 +23,9 @@ from leadscore.training.tournament import run_tournament
 
 
 def dimension_columns(groups: FeatureGroups, form: str, feature_columns: list[str]) -> dict[str, list[str]]:
-    """The columns each dimension model uses: its group's columns; for an event log (`form`), engagement
-    keeps only the decayed activity columns (see `leadscore.model.dimensions`)."""
-    columns = {name: resolve_group(getattr(groups, name), feature_columns) for name in DIMENSIONS}
-    if form == "event_log":
-        columns["engagement"] = [c for c in columns["engagement"] if c.endswith("_decayed")]
-    return columns
+    """The columns each dimension model uses: those of its group that its registry entry keeps for data form `form`."""
+    return {name: spec.columns(resolve_group(groups.patterns(name), feature_columns), form)
+            for name, spec in DIMENSION_SPECS.items()}
 
 
 def fit_dimensions(windows: dict[str, pd.DataFrame], label_column: str, validation_order: np.ndarray,
@@ -39,15 +36,16 @@ def fit_dimensions(windows: dict[str, pd.DataFrame], label_column: str, validati
     train, calibration = windows["train"], windows["calibration"]
     models, absent = {}, {}
     for name, columns in dimension_columns(groups, form, feature_columns).items():
+        spec = DIMENSION_SPECS[name]
         if not columns:
             absent[name] = f"groups.{name} names no feature column"
             continue
-        target = (lambda w: stage_target(w, label_column, stage_cfg)) if name == "stage" else (lambda w: w[label_column].to_numpy())
-        y_train, y_cal = target(train), target(calibration)
+        y_train, y_cal = (spec.target(w, label_column, stage_cfg) for w in (train, calibration))
         if min(np.bincount(y_train, minlength=2).min(), np.bincount(y_cal, minlength=2).min()) < 2:
             absent[name] = "too few conversions in the train or calibration window for its target"
             continue
-        models[name] = _fit_one(name, columns, train, y_train, calibration, y_cal, validation_order, model_cfg, stage_cfg, form)
+        models[name] = _fit_one(spec, columns, train, y_train, calibration, y_cal, validation_order, model_cfg,
+                                stage_cfg, form)
     p_cal = {name: model.predict_proba(calibration) for name, model in models.items()}
     return DimensionScorer(
         models=models, absent=absent,
@@ -57,19 +55,18 @@ def fit_dimensions(windows: dict[str, pd.DataFrame], label_column: str, validati
     )
 
 
-def _fit_one(name, columns, train, y_train, calibration, y_cal, validation_order, model_cfg: ModelConfig,
-             stage_cfg: StageConfig, form: str) -> DimensionModel:
-    target = (f"conversion within {stage_cfg.horizon_days} days" if name == "stage" and DAYS_TO_CONVERSION in train.columns
-              else "conversion within the horizon")
-    if name == "engagement" and form == "event_log":
-        # Monotone in every decayed count, so that the same activities further in the past never score higher.
+def _fit_one(spec: DimensionSpec, columns, train, y_train, calibration, y_cal, validation_order,
+             model_cfg: ModelConfig, stage_cfg: StageConfig, form: str) -> DimensionModel:
+    target = spec.target_text(train, stage_cfg)
+    if spec.monotone(form):
+        # Rising in every column: e.g. the same activities further in the past never score higher.
         pipeline = fit_lightgbm(
             train[columns], y_train, validation_order, model_cfg.lightgbm, model_cfg.seed, model_cfg.min_category_count,
             monotone_constraints=[1] * len(columns),
         )
         classifier, _, _ = calibrate(pipeline, candidate("lightgbm").kind, calibration[columns], y_cal,
                                      model_cfg.calibration, model_cfg.seed)
-        return DimensionModel(name, columns, classifier, target, "lightgbm (monotone)")
+        return DimensionModel(spec.name, columns, classifier, target, "lightgbm (monotone)")
     fitted = fit_candidates(train[columns], y_train, validation_order, model_cfg)
     winner, _ = run_tournament(fitted, calibration[columns], y_cal, model_cfg)
-    return DimensionModel(name, columns, winner.classifier, target, winner.name)
+    return DimensionModel(spec.name, columns, winner.classifier, target, winner.name)

@@ -33,6 +33,7 @@ from leadscore.reporting.metrics import (
 from leadscore.reporting.plots import calibration_figure, gains_figure, score_histogram
 from leadscore.schema import probability_to_score
 from leadscore.training.candidates import (
+    candidate,
     check_candidates,
     fit_candidates,
     logistic_pipeline,
@@ -131,6 +132,11 @@ class TrainingResult:
         if self.selection is not None:
             tags["tournament.verdict"] = self.selection.verdict
             tags["tournament.beats_constant"] = str(self.selection.any_beats_constant).lower()
+        if any(candidate(c.name).recency for c in self.candidates):
+            tags["tournament.recency"] = (
+                f"every candidate also competed weighted by recency (<name>-recency: weights halving every third of "
+                f"the fitted rows' span); the rolling backtest chose "
+                f"{'a weighted' if candidate(self.winner.name).recency else 'an unweighted'} model: {self.winner.name}")
         notes = {f"calibration.note.{c.name}": c.details["calibration_note"]
                  for c in self.candidates if "calibration_note" in c.details}
         if self.scorer.classifier.note:
@@ -187,20 +193,26 @@ def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
 
     stage("tournament")
     validation_order = _validation_order(split.train, split.method, table, cfg.model.seed)
-    fitted = fit_candidates(X_train, y_train, validation_order, cfg.model)
+    # Days or positions of every row (train, calibration, test in turn), for recency-weighted variants; None at random.
+    times = _recency_times(everything, split.method, table)
+    n_train, n_earlier = len(split.train), len(earlier)
+    fitted = fit_candidates(X_train, y_train, validation_order, cfg.model, times=_head(times, n_train))
     order, purge_horizon = _rolling_order(earlier, split.method, table, horizon, cfg)
     origins = rolling_origins(order, earlier[label].to_numpy(), horizon=purge_horizon)
     if origins:
-        selection = rolling_backtest(fitted, earlier[features], earlier[label].to_numpy(), origins, cfg.model)
+        selection = rolling_backtest(fitted, earlier[features], earlier[label].to_numpy(), origins, cfg.model,
+                                     times=_head(times, n_earlier))
         winner, candidates = choose_by_backtest(fitted, selection, X_cal, y_cal)
     else:  # too few rows or conversions for any origin: the calibration window alone decides, and the run says so
         selection = None
+        # A recency-weighted variant is chosen by the rolling backtest only: without one, it does not compete.
+        fitted = {name: model for name, model in fitted.items() if not candidate(name).recency}
         winner, candidates = run_tournament(fitted, X_cal, y_cal, cfg.model)
 
     # The backtest: the pipeline as it would have run without the test window, measured on it.
     stage("calibration")
     refit = refit_winner(winner, fitted[winner.name], X_train, y_train, X_cal, y_cal, cfg.model,
-                         groups=split.calibration[table.id_column].to_numpy())
+                         groups=split.calibration[table.id_column].to_numpy(), times=_head(times, n_earlier))
     stage("dimensions")
     backtest_dimensions = fit_dimensions(split.windows(), label, validation_order, cfg.model, cfg.groups, cfg.stage,
                                          cfg.data.form, features)
@@ -218,7 +230,7 @@ def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
     # reference are its own.
     stage("refit on all rows")
     deployed = refit_winner(refit.candidate, fitted[winner.name], earlier[features], earlier[label].to_numpy(),
-                            X_test, y_test, cfg.model, groups=split.test[table.id_column].to_numpy())
+                            X_test, y_test, cfg.model, groups=split.test[table.id_column].to_numpy(), times=times)
     deployed_windows = {"train": earlier, "calibration": split.test}
     dimensions = fit_dimensions(deployed_windows, label, _validation_order(earlier, split.method, table, cfg.model.seed),
                                 cfg.model, cfg.groups, cfg.stage, cfg.data.form, features)
@@ -308,6 +320,20 @@ def _validation_order(rows: pd.DataFrame, method: str, table: TrainingTable, see
     return np.random.default_rng(seed).permutation(len(rows))
 
 
+def _recency_times(rows: pd.DataFrame, method: str, table: TrainingTable) -> np.ndarray | None:
+    """When each row happened, for recency weights: days since the first row, row positions, or None at random."""
+    if method == "time":
+        times = pd.to_datetime(rows[table.time_column], utc=True)
+        return ((times - times.min()) / pd.Timedelta(days=1)).to_numpy(dtype="float64")
+    if method == "row_order":
+        return np.arange(len(rows), dtype="float64")
+    return None
+
+
+def _head(times: np.ndarray | None, n: int) -> np.ndarray | None:
+    return None if times is None else times[:n]
+
+
 def _rolling_order(rows: pd.DataFrame, method: str, table: TrainingTable, horizon: float | None,
                    cfg: Config) -> tuple[np.ndarray, float | None]:
     """The order the rolling-origin backtest cuts `rows` in (days since the first row, row positions, or a random
@@ -327,10 +353,10 @@ def _evaluate(result: TrainingResult, cfg: Config, X_train: pd.DataFrame, y_trai
     table, split = result.table, result.split
     test, y_test = split.test, split.test[table.label_column].to_numpy()
     metrics = {"leadscore": probability_metrics(y_test, p_test)}
-    for candidate in result.candidates:
-        p = candidate.classifier.predict_proba(test[table.feature_columns])[:, 1]
-        metrics[f"candidate_{candidate.name}"] = {
-            **probability_metrics(y_test, p), "calibration_oof_log_loss": candidate.calibration_log_loss,
+    for entry in result.candidates:
+        p = entry.classifier.predict_proba(test[table.feature_columns])[:, 1]
+        metrics[f"candidate_{entry.name}"] = {
+            **probability_metrics(y_test, p), "calibration_oof_log_loss": entry.calibration_log_loss,
         }
 
     # The plain logistic regression a data scientist would try first: one-hot and scaling, no calibration, fitted

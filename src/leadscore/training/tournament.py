@@ -24,6 +24,8 @@ ends before that block starts), and its raw outputs of the next block are scored
   merit) and measures what the candidate's ranking adds.
 The decision rule: the candidate with the lowest mean ranking loss over the origins wins, with the
 calibration method of lower mean forecast loss; the noise is the standard error of each mean across origins.
+A recency-weighted variant (`leadscore.training.candidates`, `<name>-recency`) is one more candidate here, refitted
+at each origin with weights over that origin's own fitting rows: it is chosen only when this rule picks it.
 The constant predictor is scored the same two ways (the calibration block's base rate; the base rate of the
 other folds); a candidate beats it when its mean ranking loss is lower beyond noise (a one-sided t-test of
 the per-origin differences at 2.5 %), and when none does, the run and the model card say so.
@@ -36,7 +38,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.stats import t as student_t
-from sklearn.base import clone
 from sklearn.metrics import log_loss
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
@@ -45,7 +46,7 @@ from leadscore.config import ModelConfig
 from leadscore.model.calibrated import CalibratedModel
 from leadscore.model.kinds import model_kind
 from leadscore.training.calibration import EPS, calibrate, fit_calibrator, out_of_fold_log_loss
-from leadscore.training.candidates import candidate
+from leadscore.training.candidates import candidate, refit
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ class Refit:
 
 
 def refit_winner(winner: Candidate, model: Pipeline, X_train: pd.DataFrame, y_train: np.ndarray,
-                 X_cal: pd.DataFrame, y_cal: np.ndarray, cfg: ModelConfig, groups: np.ndarray | None = None) -> Refit:
+                 X_cal: pd.DataFrame, y_cal: np.ndarray, cfg: ModelConfig, groups: np.ndarray | None = None,
+                 times: np.ndarray | None = None) -> Refit:
     """Refit the winner's model (same settings, e.g. LightGBM's tree count) on an earlier and a latest part together.
 
     The parts are the training and calibration windows for the backtest model (the pipeline measured on the
@@ -98,11 +100,12 @@ def refit_winner(winner: Candidate, model: Pipeline, X_train: pd.DataFrame, y_tr
     other snapshots cannot tell its label), and each fold is scored by a model fitted on everything else. Those scores
     look like the refitted model's scores of new leads, where its own scores of rows it learned from
     would be too confident. The out-of-fold probabilities are returned too, for anything else chosen on
-    the calibration window (the cutoffs).
+    the calibration window (the cutoffs). `times` (days or positions of the training rows, then of the latest part's)
+    weigh the rows of a recency-weighted winner, each fit by its own rows' span.
     """
     kind = winner.classifier.kind
-    refitted = clone(model).fit(pd.concat([X_train, X_cal]), np.concatenate([y_train, y_cal]))
-    scores = _held_out_scores(model, kind, X_train, y_train, X_cal, y_cal, groups, cfg.seed)
+    refitted = refit(model, winner.name, pd.concat([X_train, X_cal]), np.concatenate([y_train, y_cal]), times)
+    scores = _held_out_scores(model, winner.name, kind, X_train, y_train, X_cal, y_cal, groups, cfg.seed, times)
     # The method the tournament chose, guarded again on these scores: a fallback forced by one window's fit
     # (noted in `details`) need not hold for another.
     fitted = fit_calibrator(scores, y_cal, winner.details.get("chosen_calibration", winner.calibration_method))
@@ -117,7 +120,8 @@ def refit_winner(winner: Candidate, model: Pipeline, X_train: pd.DataFrame, y_tr
     return Refit(candidate, refitted, p_calibration)
 
 
-def _held_out_scores(model: Pipeline, kind: str, X_train, y_train, X_cal, y_cal, groups, seed: int) -> np.ndarray:
+def _held_out_scores(model: Pipeline, name: str, kind: str, X_train, y_train, X_cal, y_cal, groups, seed: int,
+                     times: np.ndarray | None) -> np.ndarray:
     """Raw output for each calibration row, by a clone of `model` fitted on the training window and the other folds."""
     n_splits = max(2, min(_REFIT_FOLDS, int(np.bincount(y_cal).min())))
     if groups is not None and len(np.unique(groups)) < len(groups):
@@ -126,7 +130,9 @@ def _held_out_scores(model: Pipeline, kind: str, X_train, y_train, X_cal, y_cal,
         folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(X_cal, y_cal)
     scores = np.empty((len(y_cal), 1))
     for fit_rows, held_rows in folds:
-        fold_model = clone(model).fit(pd.concat([X_train, X_cal.iloc[fit_rows]]), np.concatenate([y_train, y_cal[fit_rows]]))
+        fold_times = None if times is None else np.concatenate([times[:len(y_train)], times[len(y_train):][fit_rows]])
+        fold_model = refit(model, name, pd.concat([X_train, X_cal.iloc[fit_rows]]),
+                           np.concatenate([y_train, y_cal[fit_rows]]), fold_times)
         scores[held_rows, 0] = model_kind(kind).raw_output(fold_model, X_cal.iloc[held_rows])
     return scores
 
@@ -274,9 +280,10 @@ def rolling_origins(order: np.ndarray, y: np.ndarray, *, horizon: float | None =
 
 
 def rolling_backtest(fitted: dict[str, Pipeline], X: pd.DataFrame, y: np.ndarray, origins: list[Origin],
-                     cfg: ModelConfig) -> RollingBacktest:
+                     cfg: ModelConfig, times: np.ndarray | None = None) -> RollingBacktest:
     """Score every fitted candidate (its settings, refitted at each origin) with each calibration method, and the
-    constant predictor, by log loss on each origin's forecast block (see the module docstring)."""
+    constant predictor, by log loss on each origin's forecast block (see the module docstring). `times` (days or
+    positions of `X`'s rows) weigh a recency-weighted candidate's fitting rows at each origin."""
     methods = ["sigmoid", "isotonic"] if cfg.calibration == "auto" else [cfg.calibration]
     rows = []
     for number, origin in enumerate(origins, start=1):
@@ -287,7 +294,8 @@ def rolling_backtest(fitted: dict[str, Pipeline], X: pd.DataFrame, y: np.ndarray
                f"{CONSTANT}{BLOCK}": out_of_fold_log_loss(np.zeros(len(y_test)), y_test, "isotonic", cfg.seed)}
         for name, model in fitted.items():
             kind = model_kind(candidate(name).kind)
-            at_origin = clone(model).fit(X.iloc[origin.fit_rows], y[origin.fit_rows])
+            at_origin = refit(model, name, X.iloc[origin.fit_rows], y[origin.fit_rows],
+                              None if times is None else times[origin.fit_rows])
             raw_cal = np.asarray(kind.raw_output(at_origin, X.iloc[origin.calibration_rows]))
             raw_test = np.asarray(kind.raw_output(at_origin, X.iloc[origin.test_rows])).reshape(-1, 1)
             for method in methods:
@@ -315,7 +323,8 @@ def choose_by_backtest(fitted: dict[str, Pipeline], backtest: RollingBacktest, X
         scores = np.asarray(model_kind(spec.kind).raw_output(model, X_cal))
         calibrated = fit_calibrator(scores, y_cal, method)
         row = summary.loc[f"{name}/{method}"]
-        details = {**spec.details(model), "chosen_calibration": method, "rolling_log_loss_se": float(row.se_log_loss),
+        details = {**spec.details(model), **({"recency": "weighted"} if spec.recency else {}),
+                   "chosen_calibration": method, "rolling_log_loss_se": float(row.se_log_loss),
                    "beats_constant": backtest.beats_constant(f"{name}/{method}")}
         if calibrated.note:
             details["calibration_note"] = calibrated.note
