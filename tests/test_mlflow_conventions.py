@@ -73,8 +73,9 @@ def test_the_registered_versions_description_is_the_model_card(logged):
     card = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{MODEL_CARD_ARTIFACT}")
     assert card.strip(), "the run logs a model card"
     assert version.description == card, "the registry page of the version shows its model card"
-    # (the store is the session's demo store: a test that promotes may have made it champion as well)
-    assert version.run_id == run.info.run_id and CHALLENGER in version.aliases, "registered as challenger"
+    # The store is the session's demo store, where later tests register and promote other versions, so the
+    # aliases are checked where registration is tested on a store of its own (tests/test_end_to_end.py).
+    assert version.run_id == run.info.run_id, "the version is the run's model"
 
 
 def test_a_config_without_tracking_section_registers_under_its_file_name(tmp_path):
