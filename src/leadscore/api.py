@@ -226,15 +226,37 @@ def lead_rows(model: Any, data: pd.DataFrame | str | PathLike, lead_id: str | No
 
 
 def _all_rows(scorer, location, as_of: str | None) -> pd.DataFrame:
-    """Every lead's input rows in a table of leads, or its features in an event log as of `as_of`."""
-    from leadscore.data.sources import SNAPSHOT, open_source, read_rows
-    from leadscore.scoring.events import event_log_features
+    """Every lead's input rows in a table of leads, or its features in an event log as of `as_of`.
+
+    A table is read and checked as the scoring job reads and checks it (`leadscore.scoring.events.table_rows`).
+    Rows the job would reject (unreadable, a missing or repeated id, a value that is not a number) are refused
+    here with their row numbers, not skipped: an explanation of a file is read lead by lead against that
+    file, and a lead left out of it with only a log line (which a notebook does not show) is the silent drop
+    the data contract forbids. The job itself is the tool for a file with bad rows: it scores every good
+    row and lists the others, with the reason, in its rejects file; one good lead is explained with `lead_id`.
+    """
+    from leadscore.data.sources import SNAPSHOT, open_source
+    from leadscore.errors import InputError
+    from leadscore.scoring.events import event_log_features, table_rows
 
     source = open_source(location)
     if source.form != SNAPSHOT:
         return event_log_features(scorer, source, as_of)[0]
-    frame = read_rows(source)
-    return frame if scorer.id_column in frame.columns else scorer.validate(frame)
+    found = table_rows(scorer, source)
+    rejects = found.rejects
+    if len(rejects):
+        counts = ", ".join(f"{n} {reason}" for reason, n in rejects["reason"].value_counts().items())
+        columns = rejects["column"].dropna().unique()
+        raise InputError(
+            f"{len(rejects)} row(s) of {source.location} cannot be explained ({counts})",
+            column=columns[0] if len(columns) == 1 and rejects["column"].notna().all() else None,
+            rows=rejects["row"].tolist(),
+            fix="repair those rows; or score the file with `leadscore score`, which scores every good row and lists "
+            "these in its rejects file with the reason; or explain one good lead with lead_id",
+        )
+    if found.valid.empty:
+        raise InputError(f"{source.location} has no rows", fix="export the table again with data")
+    return found.valid
 
 
 def generate(n_leads: int, seed: int = 0, out: str | PathLike | None = None, *, fmt: str = "parquet",

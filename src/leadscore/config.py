@@ -62,6 +62,11 @@ class DataConfig(_Strict):
     encoding: str | None = Field(
         None, description="text encoding of CSV files; None: detected (UTF-8, UTF-8 with BOM, else cp1252/latin-1)"
     )
+    decimal: Literal[".", ","] = Field(
+        ".", description="decimal mark of numbers written as text (CSV): ',' reads 3,5, -0,25 and 1.234,5 (thousands "
+        "grouped by '.') as numbers, as German, French or Spanish exports write them, and then 3.5 or 1,234.5 as "
+        "not a number; ids and data.categorical_columns are never read as numbers. The model keeps it for scoring",
+    )
 
     @field_validator("encoding")
     @classmethod

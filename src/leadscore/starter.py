@@ -120,6 +120,14 @@ def _snapshot_starter(path: Path, label: str | None, config_path: Path) -> Start
         frame = frame.replace({value: np.nan for value in placeholders})
         guesses.append(f"missing-value placeholders: {', '.join(placeholders)}")
 
+    if "decimal" in DataConfig.model_fields and separator is not None:
+        mark, mark_lines = _decimal_mark(path, frame, placeholders)
+        lines += mark_lines
+        if mark == ",":
+            # Read again as training will, so that the guesses below see those columns as numbers.
+            frame = read_table(path, na_values=placeholders, decimal=",")
+            guesses.append("decimal comma (3,5)")
+
     label_column, why = _label(frame, label)
     positive, positive_why = _positive(frame[label_column])
     rate = float((frame[label_column].astype("string") == str(positive)).mean())
@@ -144,7 +152,7 @@ def _snapshot_starter(path: Path, label: str | None, config_path: Path) -> Start
         lines.append(f"  personal_columns: {_flow([d.column for d in personal])}   # never used, never logged")
         lines += [f"  #   {d.column}: {d.why}" for d in personal]
         guesses.append(f"personal: {', '.join(d.column for d in personal)}")
-    free_text = [d.column for d in decisions if d.free_text and not d.personal]
+    free_text = [d.column for d in decisions if d.free_text and not d.personal and d.column != time_column]
 
     taken = {label_column, id_column, time_column, *(d.column for d in personal)}
     post_outcome = [c for c in frame.columns if c not in taken and _key(c) in _POST_OUTCOME_NAMES]
@@ -198,6 +206,54 @@ def _placeholders(frame: pd.DataFrame) -> list[str]:
         text = values.dropna().astype(str).str.strip()
         found |= {v for v in text.unique()[:10_000] if v.lower() in _PLACEHOLDERS}
     return sorted(found)
+
+
+# A cell whose comma can only be a decimal comma: `3,5`, `-0,25`, `1.234,5`, `12,0` (not `1,234` alone, which
+# English exports write for 1234).
+_SURE_DECIMAL_COMMA = re.compile(r"^[+-]?(?:[0-9]*,(?:[0-9]{0,2}|[0-9]{4,})|[0-9]{1,3}(?:\.[0-9]{3})+,[0-9]*)"
+                                 r"(?:[eE][+-]?[0-9]+)?$")
+
+
+def _decimal_mark(path: Path, frame: pd.DataFrame, placeholders: list[str]) -> tuple[str, list[str]]:
+    """The decimal mark the CSV file writes its numbers with ("." or ","), and the config lines that say so.
+
+    A column of numbers with a decimal comma (`3,5`, `1.234,5`) is one whose every filled cell is such a number,
+    some of them not numbers with a decimal point, and one at least a cell whose comma cannot group thousands.
+    `,` is guessed when such columns exist and no column writes numbers with a decimal point (`3.5`, which a
+    decimal comma would make text). Otherwise the lines only point at what was seen."""
+    from leadscore.data.sources import read_table
+    from leadscore.data.validation import read_numbers
+
+    text_columns = [c for c in frame.columns if not (pd.api.types.is_numeric_dtype(frame[c])
+                                                     or pd.api.types.is_bool_dtype(frame[c]))]
+    if not any(frame[c].astype("string").str.contains(r"[0-9],[0-9]", regex=True).any() for c in text_columns):
+        return ".", []
+    cells = read_table(path, na_values=placeholders, text_columns=list(frame.columns))  # every cell as written
+    comma, unsure, point = [], [], []
+    for column in cells.columns:
+        values = cells[column]
+        _, filled, not_comma = read_numbers(values, ",")
+        _, _, not_point = read_numbers(values, ".")
+        if not filled.any():
+            continue
+        if not not_comma.any() and not_point.any():
+            sure = values[filled].astype("string").str.strip().str.fullmatch(_SURE_DECIMAL_COMMA).fillna(False).any()
+            (comma if sure else unsure).append(str(column))
+        elif not not_point.any() and not_comma.any():
+            point.append(str(column))
+    if comma and not point:
+        return ",", [f'  decimal: ","   # numbers written with a decimal comma (3,5 or 1.234,5) in {", ".join(comma)}']
+    if comma:
+        return ".", [
+            f"  # decimal: the numbers in {', '.join(comma)} have a decimal comma (3,5), those in {', '.join(point)}",
+            '  #   a decimal point (3.5): export the file again with one mark, then set decimal: "," if it is the comma',
+        ]
+    if unsure:
+        return ".", [
+            f"  # decimal: the numbers in {', '.join(unsure)} look like 1,234: if that comma is a decimal comma",
+            '  #   (1.234 in English), set decimal: ","; if it groups thousands, export the numbers without it',
+        ]
+    return ".", []
 
 
 def _label(frame: pd.DataFrame, label: str | None) -> tuple[str, str]:
@@ -341,22 +397,66 @@ def _flow(values: list) -> str:
 
 
 # Event logs.
+# Records dated after the moment init runs: when more than this share of all records are, the data as a whole
+# reach past today (simulated data, or a clock set ahead); when fewer are, they are typing errors (2150 for 2015).
+_FUTURE_SHARE = 0.01
+
+
+def export_time_guess(recorded: pd.Series, now: pd.Timestamp) -> tuple[pd.Timestamp, list[str]]:
+    """The guess for `event_log.exported_at` from every recorded time (lead creations, activities, outcomes, UTC),
+    and the comment lines that say what it was read from.
+
+    The guess is the latest recorded time, rounded up to the second (nothing in an export can happen after it
+    was taken, and training refuses what does). Records dated after `now` are typing errors when they are a
+    few (at most `_FUTURE_SHARE` of all records): the guess is then the latest time up to `now`, as training
+    takes it without `exported_at`, so that training names those records instead of taking them as true.
+    """
+    late = int((recorded > now).sum())
+    if late and late <= _FUTURE_SHARE * len(recorded):
+        moment = recorded[recorded <= now].max()
+        moment = now if pd.isna(moment) else moment
+        return moment.ceil("s"), [
+            f"the latest recorded time up to today ({now:%Y-%m-%d}), rounded up to the second:",
+            f"{late} record(s) are dated after today (typing errors?): training refuses them until they are corrected,",
+            "or set drop_events_after_export: true to leave them out. Set this to when the export was taken.",
+        ]
+    if late:
+        return recorded.max().ceil("s"), [
+            "the latest recorded time (lead creation, activity or outcome), rounded up to the second:",
+            (f"{late:,} records ({late / len(recorded):.0%}) are dated after today ({now:%Y-%m-%d}): the data reach "
+             "past today (simulated?)."),
+            "If those dates are errors, correct them and set this to when the export was taken.",
+        ]
+    return recorded.max().ceil("s"), [
+        "the latest recorded time (lead creation, activity or outcome), rounded up to the second:",
+        "set it to when the export was taken, and again for each new export (records dated after it are",
+        "refused); without it, the last recorded time up to the moment training runs is taken.",
+    ]
+
+
 def _event_log_starter(folder: Path, config_path: Path) -> Starter:
     from leadscore.config import EventLogConfig
     from leadscore.data.personal import personal_decisions
     from leadscore.data.sources import open_event_log, read_rows
+    from leadscore.data.validation import parse_timestamps, require_columns
 
     defaults = EventLogConfig.model_fields
     log = open_event_log(folder)
-    leads = read_rows(log.table(defaults["leads_table"].default))
-    activities = read_rows(log.table(defaults["activities_table"].default))
-    outcomes = read_rows(log.table(defaults["outcomes_table"].default))
+    tables = {name: read_rows(log.table(defaults[f"{name}_table"].default))
+              for name in ("leads", "activities", "outcomes")}
+    leads, activities, outcomes = tables["leads"], tables["activities"], tables["outcomes"]
+    id_column, id_why = _event_log_id(tables)
     created, stamp = defaults["created_column"].default, defaults["timestamp_column"].default
     kind = defaults["activity_type_column"].default
-    times = pd.concat([pd.to_datetime(leads[created], utc=True, format="mixed"),
-                       pd.to_datetime(activities[stamp], utc=True, format="mixed"),
-                       pd.to_datetime(outcomes[stamp], utc=True, format="mixed")])
-    start, end = times.min(), times.max()
+    fix = "name the columns as the event_log section's defaults do (see the README), or write the config by hand"
+    require_columns(leads, [created], "the leads table", fix)
+    require_columns(activities, [stamp, kind], "the activities table", fix)
+    require_columns(outcomes, [stamp], "the outcomes table", fix)
+    times = pd.concat([parse_timestamps(leads, created, "the leads table"),
+                       parse_timestamps(activities, stamp, "the activities table"),
+                       parse_timestamps(outcomes, stamp, "the outcomes table")], ignore_index=True)
+    exported, exported_why = export_time_guess(times, pd.Timestamp.now(tz="UTC"))
+    start, end = times.min(), min(times.max(), exported)
     horizon = 90
     first = (start + pd.Timedelta(days=60)).date()
     last = (end - pd.Timedelta(days=horizon + 1)).date()
@@ -364,19 +464,22 @@ def _event_log_starter(folder: Path, config_path: Path) -> Starter:
         raise InputError(f"the event log spans {start:%Y-%m-%d} to {end:%Y-%m-%d}, too short for snapshots with a "
                          f"{horizon}-day label window after two months of history", fix="give a longer history")
     every = max(7, (last - first).days // 24)
-    decisions = [d for d in personal_decisions(leads) if d.column not in ("lead_id", created)]
+    decisions = [d for d in personal_decisions(leads) if d.column not in (id_column, created)]
     personal = [d.column for d in decisions if d.personal]
-    profile = [c for c in leads.columns if c not in ("lead_id", created, *personal)]
+    profile = [c for c in leads.columns if c not in (id_column, created, *personal)]
     types = sorted(str(t) for t in activities[kind].dropna().unique())
     stage_types = [t for t in types if any(word in _key(t) for word in _STAGE_WORDS)]
-    guesses = [f"leads {len(leads):,}, activities {len(activities):,}, outcomes {len(outcomes):,}; "
-               f"{start:%Y-%m-%d} to {end:%Y-%m-%d}",
+    exported_text = exported.strftime("%Y-%m-%dT%H:%M:%SZ")
+    guesses = [(f"leads {len(leads):,}, activities {len(activities):,}, outcomes {len(outcomes):,}; "
+                f"{start:%Y-%m-%d} to {times.max():%Y-%m-%d}"), f"id: {id_column}",
+               f"exported at: {exported_text} (a guess: set event_log.exported_at to when the export was taken)",
                f"snapshots every {every} days from {first} to {last}, label: won within {horizon} days",
                f"personal: {', '.join(personal) or 'none'}", f"signals: {', '.join(types)}"]
     lines = [f"# Starter config written by `leadscore init` from the event log {folder.name} "
              f"({len(leads):,} leads, {len(activities):,} activities, {len(outcomes):,} outcomes).",
              "# Each guess says what it was read from: check them, then `leadscore check --config <this file>`.",
-             "data:", "  form: event_log", f"  path: {_path_text(folder, config_path)}", "  id_column: lead_id"]
+             "data:", "  form: event_log", f"  path: {_path_text(folder, config_path)}",
+             f"  id_column: {_quote(id_column)}   # {id_why}"]
     if personal:
         lines.append(f"  personal_columns: {_flow(personal)}   # never used, never logged")
     lines += ["",
@@ -384,7 +487,9 @@ def _event_log_starter(folder: Path, config_path: Path) -> Starter:
               "data):", "# from two months after the first record, until the last whose label window fits in the data.",
               "# Every activity type is a signal (list `signals:` to name patterns, e.g. one page).",
               "event_log:", f"  snapshots: {{first: {first}, last: {last}, every_days: {every}}}",
-              f"  horizon_days: {horizon}   # label: won within this many days after the snapshot", "  half_life_days: 30"]
+              f"  horizon_days: {horizon}   # label: won within this many days after the snapshot", "  half_life_days: 30",
+              f"  exported_at: {exported_text}   # {exported_why[0]}",
+              *(f"  #   {line}" for line in exported_why[1:])]
     lines += ["", "# Purged label windows cost the calibration window some history: give it a larger share.",
               "split: {train_fraction: 0.5, calibration_fraction: 0.3, test_fraction: 0.2}"]
     engagement = [f"{t}_*" for t in types if t not in stage_types] + ["days_since_last_activity"]
@@ -394,3 +499,21 @@ def _event_log_starter(folder: Path, config_path: Path) -> Starter:
     lines += ["", *_cutoffs_section(None)]
     lines += ["", *_tracking_section(config_path)]
     return Starter(config_path, "\n".join(lines) + "\n", guesses)
+
+
+def _event_log_id(tables: dict[str, pd.DataFrame]) -> tuple[str, str]:
+    """The lead id column every table of an event log holds: `data.id_column`'s default when all hold it, else
+    the one column with an id's name that all share."""
+    default = DataConfig.model_fields["id_column"].default
+    if all(default in table.columns for table in tables.values()):
+        return default, "in every table (leads, activities, outcomes)"
+    shared = [c for c in tables["leads"].columns if all(c in t.columns for t in tables.values())
+              and re.search(r"(^|[^a-z])id$|^id|_id$|(?<=[a-z])Id$", str(c), re.IGNORECASE)]
+    if len(shared) == 1:
+        return str(shared[0]), "the one column with an id's name in every table (leads, activities, outcomes)"
+    lacking = ", ".join(name for name, table in tables.items() if default not in table.columns)
+    raise InputError(
+        f"the event log's tables share no lead id column: '{default}' is not in {lacking}"
+        + (f", and {', '.join(map(str, shared))} could each be the id" if shared else ""),
+        fix=f"name the lead id column '{default}' in the leads, activities and outcomes tables",
+    )

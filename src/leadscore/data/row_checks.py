@@ -9,7 +9,9 @@ reasons, in order of precedence (a row gets the first that applies):
 - `missing id`: the id cell is empty;
 - `duplicate id`: the id was already seen on an earlier row, whatever became of that row (so a lead
   is scored at most once, from its first row);
-- `bad value`: a numeric feature holds something that is not a finite number.
+- `bad value`: a numeric feature holds something that is not a finite number (with a model trained on
+  numbers written with a decimal comma, `data.decimal: ","`, a number is read as `parse_decimal_comma` reads it,
+  so that `3,5` is 3.5 and `3.5` is a bad value).
 
 Missing columns are not a row problem: the job stops before reading any row.
 Both scoring engines use `row_problems`; duplicates are found by `SeenIds` in a stream and by an
@@ -17,6 +19,8 @@ aggregate over the ids in Spark.
 """
 
 from __future__ import annotations
+
+from numbers import Real
 
 import numpy as np
 import pandas as pd
@@ -31,14 +35,46 @@ PROBLEM_COLUMNS = ("column", "reason", "detail")
 REJECT_COLUMNS = ("row", "id", *PROBLEM_COLUMNS)
 _BOOLEAN_TEXT = {"true": 1.0, "false": 0.0}
 _MISSING_TEXT = ("", "nan", "-nan")  # read as missing, like pyarrow's cast and pandas' CSV reader
+# A number as German, French or Spanish exports write it (`data.decimal: ","`): a decimal comma, and `.` grouping
+# thousands in threes (`3,5`, `-0,25`, `1.234,5`, `1.234.567`, `12`, `,5`, `2,5e3`); ASCII digits only. A first
+# group of `0` is no grouping (`0.750` is not 750). Anything else (`3.5`, `1,234.5`) is not such a number.
+DECIMAL_COMMA = r"^[+-]?(?:(?:[0-9]+|[1-9][0-9]{0,2}(?:\.[0-9]{3})+)(?:,[0-9]*)?|,[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+DECIMAL_MARKS = (".", ",")
+
+
+def parse_decimal_comma(values: pd.Series) -> np.ndarray:
+    """Cells read as numbers written with a decimal comma (`DECIMAL_COMMA`, surrounding blanks ignored), as float64:
+    NaN where a cell is missing or is not such a number.
+
+    The one reader of such numbers, for every path (whole-table reads, scoring chunks, Spark batches, frames
+    given to the scorer): vectorised with pyarrow, as scoring streams millions of rows. Cells that are numbers
+    already (a numeric column, or numbers in an object column built by hand) are taken as they are.
+    """
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return values.to_numpy(dtype="float64", na_value=np.nan)
+    try:
+        text = pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        # Not all text (an object column mixing numbers with text, built by hand; dates), which no file reader
+        # gives: numbers as they are, anything else read as its text.
+        is_number = values.map(lambda v: isinstance(v, Real), na_action="ignore").fillna(False).to_numpy(dtype=bool)
+        numbers = np.full(len(values), np.nan)
+        numbers[is_number] = values[is_number].to_numpy(dtype="float64")
+        numbers[~is_number] = parse_decimal_comma(values[~is_number].astype("string"))
+        return numbers
+    text = pc.utf8_trim_whitespace(text)
+    plain = pc.replace_substring(pc.replace_substring(text, ".", ""), ",", ".")  # 1.234,5 -> 1234.5
+    numbers = pc.if_else(pc.match_substring_regex(text, DECIMAL_COMMA), plain, pa.scalar(None, pa.string()))
+    return pc.cast(numbers, pa.float64()).to_numpy(zero_copy_only=False)
 
 
 def row_problems(chunk: pd.DataFrame, id_column: str, numeric_columns: list[str],
-                 unreadable: dict[int, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 unreadable: dict[int, str] | None = None, decimal: str = ".") -> tuple[pd.DataFrame, pd.DataFrame]:
     """The chunk with numeric features as float64, and per row the problem (`column`, `reason`, `detail`).
 
-    `unreadable` maps positions in the chunk of rows that could not be read to why. Rows without a problem
-    have missing values in the problem frame. Both frames keep the chunk's index.
+    `unreadable` maps positions in the chunk of rows that could not be read to why; `decimal` is the decimal
+    mark of numbers held as text (the model's `decimal`). Rows without a problem have missing values in the
+    problem frame. Both frames keep the chunk's index.
     """
     n = len(chunk)
     column = np.full(n, None, dtype=object)
@@ -47,7 +83,7 @@ def row_problems(chunk: pd.DataFrame, id_column: str, numeric_columns: list[str]
 
     typed = {}
     for name in reversed(numeric_columns):  # reversed: the leftmost bad column is the one reported
-        values, bad = _to_float(chunk[name])
+        values, bad = _to_float(chunk[name], decimal)
         typed[name] = values
         if bad.any():
             column[bad], reason[bad] = name, BAD_VALUE
@@ -109,14 +145,14 @@ class SeenIds:
 
 def split_rows(
     chunk: pd.DataFrame, rows: np.ndarray, id_column: str, numeric_columns: list[str], seen: SeenIds,
-    unreadable: dict[int, str] | None = None,
+    unreadable: dict[int, str] | None = None, decimal: str = ".",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split a chunk into rows to score (numeric features as float64) and rejects (`REJECT_COLUMNS`).
 
     `rows` holds each row's 1-based position in the input, reported in the rejects; `unreadable`, the
-    positions of rows that could not be read, with why.
+    positions of rows that could not be read, with why; `decimal`, the decimal mark of numbers held as text.
     """
-    typed, problems = row_problems(chunk, id_column, numeric_columns, unreadable)
+    typed, problems = row_problems(chunk, id_column, numeric_columns, unreadable, decimal)
     has_id = ~problems["reason"].isin(_NO_ID).to_numpy()
     repeated = np.zeros(len(chunk), dtype=bool)
     repeated[has_id] = seen.repeated(chunk[id_column][has_id])
@@ -127,20 +163,30 @@ def split_rows(
     return (typed[~bad] if bad.any() else typed), rejects[list(REJECT_COLUMNS)].reset_index(drop=True)
 
 
-def _to_float(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Values as float64 (NaN for missing) and where a present value is not a finite number."""
+def _to_float(values: pd.Series, decimal: str = ".") -> tuple[np.ndarray, np.ndarray]:
+    """Values as float64 (NaN for missing) and where a present value is not a finite number; text is read
+    with the decimal mark `decimal`."""
     if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         numbers = values.to_numpy(dtype="float64", na_value=np.nan)
         return numbers, np.isinf(numbers)
-    try:  # the common case, a column of well-formed numbers as text, parsed in one call
-        numbers = pc.cast(pa.array(values, from_pandas=True), pa.float64()).to_numpy(zero_copy_only=False)
-        return numbers, np.isinf(numbers)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        pass
+    # The common case, a column of well-formed numbers as text (or missing), parsed in one call.
+    parsed = None
+    if decimal == ",":
+        comma = parse_decimal_comma(values)
+        if not (np.isnan(comma) & values.notna().to_numpy()).any():
+            return comma, np.isinf(comma)
+        parsed = pd.Series(comma, index=values.index, dtype="Float64")  # as pd.to_numeric gives below
+    else:
+        try:
+            numbers = pc.cast(pa.array(values, from_pandas=True), pa.float64()).to_numpy(zero_copy_only=False)
+            return numbers, np.isinf(numbers)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            pass
     text = values.astype("string").str.strip()
     lowered = text.str.lower()
-    numbers = pd.to_numeric(text.mask(lowered.isin(_MISSING_TEXT)), errors="coerce")
-    numbers = numbers.fillna(lowered.map(_BOOLEAN_TEXT))  # as pandas reads True/False in a CSV
+    if parsed is None:
+        parsed = pd.to_numeric(text.mask(lowered.isin(_MISSING_TEXT)), errors="coerce")
+    numbers = parsed.fillna(lowered.map(_BOOLEAN_TEXT))  # as pandas reads True/False in a CSV
     numbers = numbers.to_numpy(dtype="float64", na_value=np.nan)
     present = (~lowered.isin(_MISSING_TEXT) & lowered.notna()).to_numpy(dtype=bool)
     return numbers, (np.isnan(numbers) & present) | np.isinf(numbers)

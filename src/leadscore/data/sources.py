@@ -25,6 +25,12 @@ CSV text, the same way for every reader (training, scoring, explaining, Spark):
   split is an error that says so, never "required column missing".
 - **Ids are text**: the columns named in `ReadOptions.text_columns` (lead ids) are read as text, so
   `000123` stays `000123` and never collides with `123`. Streamed chunks hold only text anyway.
+- **Decimal comma**: with `ReadOptions.decimal` `,` (`data.decimal`), a whole read takes a text column (not one
+  of `text_columns`) whose every filled cell is a number written with a decimal comma (`3,5`, `1.234,5`: see
+  `leadscore.data.row_checks.parse_decimal_comma`) as those numbers; a column with other cells stays text, for
+  training to judge. pandas' own `thousands="."` is not used: it drops every `.` of a cell, so that it would
+  read `3.5` as 35 and the date `31.12.2025` as a number. Streamed chunks stay text, read as numbers by the row
+  checks with the model's decimal mark.
 - **Bad rows** (a row with more or fewer fields than the header, a cell over 16 MB) stop a whole read
   (training) with the data row number, or, when streamed for scoring, come back as rows of their own
   in the chunk, listed in `frame.attrs[UNREADABLE_ROWS]` by position, for the job to reject with their
@@ -47,11 +53,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from leadscore.data.row_checks import parse_decimal_comma
 from leadscore.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -78,12 +86,13 @@ CSV_NULL_TEXT = tuple(pacsv.ConvertOptions().null_values)
 @dataclass(frozen=True)
 class ReadOptions:
     """How to read text tables: the CSV separator and encoding (None: detected), extra cell texts that mean
-    "missing", and the columns always read as text (ids)."""
+    "missing", the columns always read as text (ids), and the decimal mark of numbers written as text."""
 
     csv_separator: str | None = None
     na_values: tuple[str, ...] = ()
     encoding: str | None = None
     text_columns: tuple[str, ...] = ()
+    decimal: str = "."
 
 
 class TableSource(Protocol):
@@ -184,11 +193,12 @@ def open_event_log(location: str | os.PathLike, options: ReadOptions = ReadOptio
 
 
 def read_table(location: str | os.PathLike, *, csv_separator: str | None = None, na_values: Iterable[str] | None = None,
-               encoding: str | None = None, text_columns: Iterable[str] = ()) -> pd.DataFrame:
+               encoding: str | None = None, text_columns: Iterable[str] = (), decimal: str = ".") -> pd.DataFrame:
     """Read a whole table of leads, failing clearly when it is absent, unreadable or has no rows.
 
-    `text_columns` (the id) are read as text; the separator and encoding are detected unless given."""
-    options = ReadOptions(csv_separator, tuple(na_values or ()), encoding, tuple(c for c in text_columns if c))
+    `text_columns` (the id) are read as text; the separator and encoding are detected unless given; `decimal`
+    is the decimal mark of numbers written as text (see the module docstring)."""
+    options = ReadOptions(csv_separator, tuple(na_values or ()), encoding, tuple(c for c in text_columns if c), decimal)
     return read_rows(open_table(location, options))
 
 
@@ -281,7 +291,7 @@ class _ParquetTable(_FileTable):
             raise _unreadable(self.location, exc) from exc
         if self.options.na_values:
             frame = frame.replace(list(self.options.na_values), pd.NA)
-        return frame
+        return _with_decimal_comma_numbers(frame, self.options)
 
     def chunks(self, columns: list[str], rows: int) -> Iterator[pd.DataFrame]:
         def batches():
@@ -334,7 +344,7 @@ class _CsvTable(_FileTable):
         try:
             frame = pd.read_csv(self.location, sep=self.separator, encoding=self._pandas_encoding(),
                                 na_values=list(self.options.na_values) or None, keep_default_na=True,
-                                dtype=text or None)
+                                dtype=text or None, decimal=self.options.decimal)
         except pd.errors.EmptyDataError:
             raise InputError(f"{self.location} is empty", fix="export the table again with a header row and data") from None
         except pd.errors.ParserError as exc:
@@ -343,7 +353,7 @@ class _CsvTable(_FileTable):
                              fix="repair the row (a separator inside an unquoted cell?) or export the file again") from None
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             raise _unreadable(self.location, exc, self.encoding) from None
-        return frame
+        return _with_decimal_comma_numbers(frame, self.options)
 
     def _pandas_encoding(self) -> str:
         return "utf-8-sig" if codecs.lookup(self.encoding).name == "utf-8" else self.encoding
@@ -444,6 +454,23 @@ def spark_column(name: str):
     from pyspark.sql import functions as F
 
     return F.col("`" + name.replace("`", "``") + "`")
+
+
+def _with_decimal_comma_numbers(frame: pd.DataFrame, options: ReadOptions) -> pd.DataFrame:
+    """With the decimal mark `,`: each text column (not one of `options.text_columns`) whose filled cells are
+    all numbers written with a decimal comma, as those numbers (see the module docstring)."""
+    if options.decimal != ",":
+        return frame
+    for column in list(frame.columns):
+        values = frame[column]
+        if column in options.text_columns or not (pd.api.types.is_object_dtype(values)
+                                                  or pd.api.types.is_string_dtype(values)):
+            continue
+        parsed = parse_decimal_comma(values)
+        filled = (values.astype("string").str.strip().fillna("") != "").to_numpy(dtype=bool)
+        if filled.any() and not np.isnan(parsed[filled]).any():
+            frame[column] = parsed  # a frame just read, owned here
+    return frame
 
 
 def detect_encoding(location: str) -> str:

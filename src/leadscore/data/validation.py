@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from leadscore.data.row_checks import parse_decimal_comma
 from leadscore.errors import InputError
 
 
@@ -81,8 +82,9 @@ def numeric_schema(columns: Iterable[str]) -> pa.DataFrameSchema:
     )
 
 
-def validate_numeric(frame: pd.DataFrame, columns: list[str], table: str) -> pd.DataFrame:
-    """Coerce numeric feature columns to float, naming the column and rows of any non-number."""
+def validate_numeric(frame: pd.DataFrame, columns: list[str], table: str, decimal: str = ".") -> pd.DataFrame:
+    """Coerce numeric feature columns to float, naming the column and rows of any non-number; text is read with
+    the decimal mark `decimal` (`,`: see `leadscore.data.row_checks.parse_decimal_comma`)."""
     if _all_finite_floats(frame, columns):  # the usual case, checked at numpy speed; pandera explains the rest
         return frame
     # Strings such as "12" from a CSV are fine; "twelve" or "inf" are not.
@@ -90,12 +92,13 @@ def validate_numeric(frame: pd.DataFrame, columns: list[str], table: str) -> pd.
     for column in columns:
         if not pd.api.types.is_numeric_dtype(prepared[column]):
             original = prepared[column]
-            converted, _, bad = read_numbers(original)
+            converted, _, bad = read_numbers(original, decimal)
             if bad.any():
                 example = original[bad].iloc[0]
+                written = " written with a decimal comma (3,5 or 1.234,5), as the model was trained," if decimal == "," else ""
                 raise InputError(
                     f"non-numeric value in {table} (e.g. {example!r})", column=column, rows=row_numbers(frame, bad),
-                    fix="give a number or leave the cell empty for 'unknown'",
+                    fix=f"give a number{written} or leave the cell empty for 'unknown'",
                 )
             prepared[column] = converted
     try:
@@ -110,12 +113,15 @@ def validate_numeric(frame: pd.DataFrame, columns: list[str], table: str) -> pd.
         ) from None
 
 
-def read_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """Numbers read from text cells, surrounding blanks ignored: (the numbers, missing where none; which cells
-    are filled; which filled cells are not a number)."""
+def read_numbers(values: pd.Series, decimal: str = ".") -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Numbers read from text cells with the decimal mark `decimal` ("." or ","), surrounding blanks ignored:
+    (the numbers, missing where none; which cells are filled; which filled cells are not a number)."""
     text = values.astype("string").str.strip()
     filled = text.notna() & (text != "")
-    numbers = pd.to_numeric(text.replace("", pd.NA), errors="coerce")
+    if decimal == ",":
+        numbers = pd.Series(parse_decimal_comma(values), index=values.index)
+    else:
+        numbers = pd.to_numeric(text.replace("", pd.NA), errors="coerce")
     return numbers, filled, filled & numbers.isna()
 
 

@@ -102,7 +102,7 @@ def load_event_log(folder, layout: EventLogLayout, *, na_values=(), with_outcome
     `na_values` are cell texts that mean "missing" in the leads table (the profile columns); `read_options`
     give the CSV separator and encoding (default: detected). Ids are read as text in every table."""
     base = read_options or ReadOptions()
-    plain = replace(base, na_values=(), text_columns=(layout.id_column,))
+    plain = replace(base, na_values=(), text_columns=(layout.id_column, *base.text_columns))
     source = open_event_log(folder, plain)
     leads = read_rows(source.table(layout.leads_table, replace(plain, na_values=tuple(na_values) or base.na_values)))
     activities = read_rows(source.table(layout.activities_table))

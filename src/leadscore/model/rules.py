@@ -44,6 +44,7 @@ class PointsScorer(ScoringContract):
     event_spec: EventFeatureSpec | None = None
     metadata: dict = field(default_factory=dict)
     na_values: tuple[str, ...] = ()
+    decimal: str = "."
 
     # The parts a learned scorer may carry, absent here: the rules are all there is.
     @property
@@ -96,9 +97,10 @@ class PointsScorer(ScoringContract):
 
 def points_fallback(rules: list[PointsRule], cutoffs: PointsCutoffs, groups: FeatureGroups, na_values: list[str],
                     id_column: str, feature_columns: list[str], numeric_columns: list[str],
-                    event_spec: EventFeatureSpec | None, metadata: dict) -> PointsScorer:
+                    event_spec: EventFeatureSpec | None, metadata: dict, decimal: str = ".") -> PointsScorer:
     """Build the points scorer from the `points_baseline` rules, cut at `points_cutoffs`, with a
-    dimension score from the rules on each of the `groups`' columns."""
+    dimension score from the rules on each of the `groups`' columns; `na_values` and `decimal` are the
+    training data's, applied again at scoring."""
     if not rules:
         raise ConfigError("model.fallback is 'points' but points_baseline has no rules to score with")
     rule_columns = sorted({rule.column for rule in rules})
@@ -113,7 +115,7 @@ def points_fallback(rules: list[PointsRule], cutoffs: PointsCutoffs, groups: Fea
         rules=list(rules), cutoffs=cutoffs, id_column=id_column,
         feature_columns=rule_columns, numeric_feature_columns=[c for c in rule_columns if c in numeric_columns],
         dimension_rules=dimension_rules, event_spec=event_spec, metadata=metadata,
-        na_values=tuple(na_values),
+        na_values=tuple(na_values), decimal=decimal,
     )
 
 

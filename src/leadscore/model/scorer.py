@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from leadscore.data.sources import ReadOptions
 from leadscore.data.validation import check_ids, require_columns, validate_numeric
 from leadscore.errors import InputError
 from leadscore.features.events import EventFeatureSpec
@@ -37,10 +38,19 @@ class ScoringContract:
     id_column: str
     feature_columns: list[str]
     na_values: tuple[str, ...] = ()  # the training data's placeholders for "missing", applied again at scoring
+    decimal: str = "."  # the training data's decimal mark (`data.decimal`): numbers given as text are read with it
 
     @property
     def numeric_columns(self) -> list[str]:
         raise NotImplementedError
+
+    def read_options(self) -> ReadOptions:
+        """How a whole file of leads is read for this model, as training read its data: the id as text, numbers
+        with the training data's decimal mark and, under a decimal comma, the category columns as text (`3,5`
+        is a level there, not 3.5). Streamed chunks are text anyway, read by the row checks."""
+        numeric = set(self.numeric_columns)
+        categories = [c for c in self.feature_columns if c not in numeric] if self.decimal == "," else []
+        return ReadOptions(text_columns=(self.id_column, *categories), decimal=self.decimal)
 
     def validate(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Check a frame against the scoring contract and return it with typed feature columns."""
@@ -63,7 +73,7 @@ class ScoringContract:
         for column in self.feature_columns:
             if column not in numeric:
                 _refuse_nested(frame[column], column)
-        return validate_numeric(frame, self.numeric_columns, "the leads to score")
+        return validate_numeric(frame, self.numeric_columns, "the leads to score", self.decimal)
 
 
 # What pandas infers for a column of plain cells; anything else is looked at cell by cell.
@@ -99,6 +109,7 @@ class LeadScorer(ScoringContract):
     reference: DriftReference | None  # input and score distributions at training, for drift reports
     explainer: Explainer | None  # exact contributions and reason texts of `classifier`
     na_values: tuple[str, ...] = ()
+    decimal: str = "."
 
     @property
     def numeric_columns(self) -> list[str]:

@@ -10,27 +10,42 @@ cut-off: one second after the last recorded time (lead creation, activity or out
 dated after it can then only be errors (a typo such as 2150, a clock gone wrong): they are refused with
 their count and rows (exit 4) instead of silently moving every lead's "now" (and with it every recency and
 every MQL). Giving `--as-of` explicitly is what allows them. Events before a lead's creation are reported.
+
+Looking up leads in a table (`lead_rows`, `table_rows`: what `leadscore explain` explains) reads it as the
+pandas engine does: in chunks of text, with only the model's columns, each row checked by
+`leadscore.data.row_checks.split_rows`. A lead is explained from the row the job would score, or refused for
+the reason the job would reject that row, with its row number; a bad row elsewhere in the file (ragged, a
+cell over 16 MB, a bad value) concerns another lead and does not stop the explanation.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
 import logging
 import os
+import sys
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import numpy as np
 import pandas as pd
 
+from leadscore.config import ScoringConfig
+from leadscore.data.row_checks import BAD_VALUE, REJECT_COLUMNS, UNREADABLE, SeenIds, split_rows
 from leadscore.data.sources import (
     EVENT_LOG,
     SNAPSHOT,
+    UNREADABLE_ROWS,
     EventLogFolder,
-    ReadOptions,
     TableSource,
     open_source,
-    read_rows,
+    resolve,
 )
 from leadscore.errors import InputError
 from leadscore.features.events import EventFeatureSpec, EventLog, features_as_of, load_event_log
+from leadscore.scoring.job import require_input_columns
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +107,8 @@ def event_log_features(scorer, source: EventLogFolder, as_of: str | None) -> tup
     lead's status then: its last terminal stage before that moment, else "open"."""
     spec = event_spec_of(scorer, source.location)
     layout = spec.layout
-    event_log = load_event_log(source.location, layout, with_outcomes=source.has_table(layout.outcomes_table))
+    event_log = load_event_log(source.location, layout, with_outcomes=source.has_table(layout.outcomes_table),
+                               read_options=scorer.read_options())
     moment = scoring_time(recorded_times(event_log, layout), as_of)
     refuse_future_events(event_log, spec, moment, as_of)
     late = event_log.leads[layout.created_column] > moment
@@ -112,24 +128,154 @@ def event_log_features(scorer, source: EventLogFolder, as_of: str | None) -> tup
 
 
 def lead_rows(scorer, location: str | os.PathLike, lead_id: str, as_of: str | None) -> pd.DataFrame:
-    """The input rows of one lead, as the scoring job would score them: its rows in a table of leads, or its
-    features in an event log as of `as_of` (default: just after the last recorded event). Empty when the
-    lead is not there."""
-    # The id is text, as the scoring job reads it: lead 0004711 is not lead 4711.
-    source = open_source(location, ReadOptions(text_columns=(scorer.id_column,)))
+    """The input rows of one lead, as the scoring job would score them: its row in a table of leads (read and
+    checked as the job reads and checks it, see the module docstring), or its features in an event log as of
+    `as_of` (default: just after the last recorded event). Empty when the lead is not there; an input error
+    naming the lead's row number when the job would reject its row."""
+    # Opened as the scoring job opens it: the same separator and encoding detection.
+    source = open_source(location)
     return _LEAD_ROWS[source.form](scorer, source, lead_id, as_of)
 
 
+@dataclass(frozen=True)
+class TableRows:
+    """Rows of a table as the pandas engine reads and checks them.
+
+    `valid`: the rows it would score (the id and feature columns, numeric features as float64); `rejects`:
+    the rows it would reject (`leadscore.data.row_checks.REJECT_COLUMNS`, row numbers from 1); `unreadable`:
+    every row of the table that could not be read (row number: why), whether selected or not.
+    """
+
+    valid: pd.DataFrame
+    rejects: pd.DataFrame
+    unreadable: dict[int, str]
+
+
+def table_rows(scorer, source: TableSource, keep: Callable[[pd.Series], np.ndarray] | None = None,
+               chunk_rows: int = ScoringConfig().chunk_rows) -> TableRows:
+    """The rows of `source` whose ids `keep` selects (all when None), read and checked as the scoring job does.
+
+    The table is streamed in chunks of text with the model's columns only; tables without an id column number
+    their rows from 1, and those numbers are the ids `keep` sees. The selected rows are then checked together
+    by `split_rows`, so a repeated id is a duplicate of its first row, as in the job. A missing column stops
+    before any row is read, as in the job.
+    """
+    require_input_columns(scorer, source.columns)
+    id_column = scorer.id_column
+    columns = [c for c in (id_column, *scorer.feature_columns) if c in source.columns]
+    kept: list[pd.DataFrame] = []
+    numbers: list[np.ndarray] = []
+    kept_unreadable: dict[int, str] = {}  # by position among the kept rows, as split_rows takes them
+    unreadable: dict[int, str] = {}
+    rows_read = rows_kept = 0
+    for chunk in source.chunks(columns, chunk_rows):
+        bad = chunk.attrs.get(UNREADABLE_ROWS) or {}
+        rows = np.arange(rows_read + 1, rows_read + len(chunk) + 1)
+        rows_read += len(chunk)
+        unreadable.update({int(rows[position]): why for position, why in bad.items()})
+        if id_column not in chunk.columns:  # a model without ids: the row number is the id
+            chunk = chunk.assign(**{id_column: rows})
+        picked = np.arange(len(chunk)) if keep is None else np.flatnonzero(keep(chunk[id_column]))
+        if not len(picked):
+            continue
+        for position, why in bad.items():
+            at = int(np.searchsorted(picked, position))
+            if at < len(picked) and picked[at] == position:
+                kept_unreadable[rows_kept + at] = why
+        part = chunk.iloc[picked].reset_index(drop=True)
+        part.attrs = {}
+        kept.append(part)
+        numbers.append(rows[picked])
+        rows_kept += len(picked)
+    if not kept:
+        names = [id_column, *(c for c in columns if c != id_column)]
+        empty = pd.DataFrame({c: pd.Series(dtype=object) for c in names})
+        return TableRows(empty, pd.DataFrame(columns=list(REJECT_COLUMNS)), unreadable)
+    frame = pd.concat(kept, ignore_index=True) if len(kept) > 1 else kept[0]
+    valid, rejects = split_rows(frame, np.concatenate(numbers), id_column, scorer.numeric_columns, SeenIds(),
+                                kept_unreadable, scorer.decimal)
+    return TableRows(valid.reset_index(drop=True), rejects, unreadable)
+
+
 def _lead_in_table(scorer, source: TableSource, lead_id: str, as_of: str | None) -> pd.DataFrame:
-    frame = read_rows(source)
-    if scorer.id_column not in frame.columns:  # tables without ids are numbered from 1, as in scoring
-        frame = scorer.validate(frame)
-    return frame[frame[scorer.id_column].astype(str) == lead_id].reset_index(drop=True)
+    # Ids are compared as text, as the job reads them: lead 0004711 is not lead 4711.
+    found = table_rows(scorer, source, keep=lambda ids: (ids.astype("string") == lead_id).fillna(False).to_numpy(bool))
+    if not found.valid.empty:
+        if found.unreadable:
+            log.info("explaining lead '%s': %d other row(s) of %s could not be read (leadscore score rejects them "
+                     "with their row numbers)", lead_id, len(found.unreadable), source.location)
+        return found.valid.head(1)
+    if len(found.rejects):  # the row the job would score for this lead is rejected
+        raise _rejected_lead(lead_id, source.location, found.rejects.iloc[0])
+    if found.unreadable and scorer.id_column in source.columns:  # else their ids, their row numbers, are known
+        own = _unreadable_rows_holding(source, scorer.id_column, lead_id, found.unreadable)
+        if own:
+            raise _rejected_lead(lead_id, source.location, pd.Series(
+                {"row": own[0], "column": None, "reason": UNREADABLE, "detail": found.unreadable[own[0]]}))
+        rows = sorted(found.unreadable)
+        raise InputError(
+            f"lead '{lead_id}' is not among the readable rows of {source.location}, and {len(rows)} row(s) could "
+            "not be read", rows=rows,
+            fix="if the lead is on one of those rows, repair it (a separator inside an unquoted cell? a cell over "
+            "16 MB?) or export the file again; else give the id of a lead in the input",
+        )
+    return found.valid
+
+
+def _rejected_lead(lead_id: str, location: str, reject: pd.Series) -> InputError:
+    """Why a lead cannot be explained: the scoring job rejects its row. Never quotes the row's cells."""
+    row = int(reject["row"])
+    if reject["reason"] == UNREADABLE:
+        return InputError(
+            f"lead '{lead_id}' is on data row {row} of {location}, which cannot be read ({reject['detail']})",
+            rows=[row],
+            fix="repair that row (a separator inside an unquoted cell? a cell over 16 MB?) or export the file "
+            "again; leadscore score rejects it with the same row number and scores the other leads",
+        )
+    kind = str(reject["detail"]).split(":", 1)[0]  # "not a number", without the cell itself
+    what = f"holds a value that is {kind}" if reject["reason"] == BAD_VALUE else f"is rejected ({reject['reason']})"
+    return InputError(
+        f"lead '{lead_id}' on data row {row} of {location} {what}", column=reject["column"], rows=[row],
+        fix="correct the cell or leave it empty (list placeholders such as 'n/a' in data.na_values); "
+        "leadscore score rejects the row for the same reason",
+    )
+
+
+def _unreadable_rows_holding(source: TableSource, id_column: str, lead_id: str, rows: Collection[int]) -> list[int]:
+    """Which of the unreadable data `rows` of a CSV table hold `lead_id` at the id column's place in the header.
+
+    A streamed chunk gives an unreadable row no cells, so the id is taken from the raw record here, read as
+    the table's reader reads it (its separator and encoding). A ragged row whose id is not at its place is
+    not found (the caller then lists every unreadable row). The cells are compared, never shown.
+    """
+    if resolve(source.location).name != "csv":  # only CSV rows can be unreadable
+        return []
+    encoding = "utf-8-sig" if codecs.lookup(source.encoding).name == "utf-8" else source.encoding
+    wanted, last, hits = set(rows), max(rows), []
+    limit = csv.field_size_limit()
+    csv.field_size_limit(sys.maxsize)  # the row may hold a cell over the reader's limit
+    try:
+        with open(source.location, encoding=encoding, newline="") as f:
+            records = (r for r in csv.reader(f, delimiter=source.separator, quotechar='"', doublequote=True) if r)
+            header = next(records, [])
+            if id_column not in header:
+                return []
+            at = header.index(id_column)
+            for number, record in enumerate(records, start=1):
+                if number in wanted and len(record) > at and record[at] == lead_id:
+                    hits.append(number)
+                if number >= last:
+                    break
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+    finally:
+        csv.field_size_limit(limit)
+    return hits
 
 
 def _lead_in_event_log(scorer, source: EventLogFolder, lead_id: str, as_of: str | None) -> pd.DataFrame:
     spec = event_spec_of(scorer, source.location)
-    event_log = load_event_log(source.location, spec.layout, with_outcomes=False)
+    event_log = load_event_log(source.location, spec.layout, with_outcomes=False, read_options=scorer.read_options())
     moment = scoring_time(recorded_times(event_log, spec.layout), as_of)
     refuse_future_events(event_log, spec, moment, as_of)
     leads = event_log.leads[event_log.leads[spec.layout.id_column].astype(str) == lead_id]

@@ -87,7 +87,8 @@ class _ChunkScorer:
         tally.read(len(chunk))
         if scorer.id_column not in chunk.columns:  # a model without ids: the row number is the id
             chunk = chunk.assign(**{scorer.id_column: rows})
-        valid, rejects = split_rows(chunk, rows, scorer.id_column, scorer.numeric_columns, self.seen, unreadable)
+        valid, rejects = split_rows(chunk, rows, scorer.id_column, scorer.numeric_columns, self.seen, unreadable,
+                                    scorer.decimal)
         if len(rejects):
             rejected.write(rejects)
             tally.reject(rejects["reason"].value_counts().to_dict())

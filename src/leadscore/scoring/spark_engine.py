@@ -187,6 +187,7 @@ class _SparkJob:
         from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
         id_column, numeric = self.scorer.id_column, list(self.scorer.numeric_columns)
+        decimal = self.scorer.decimal  # cells are text: numbers are read with the training data's decimal mark
         fields = [StructField(f.name, DoubleType() if f.name in numeric else f.dataType) for f in numbered.schema
                   if f.name != UNREADABLE_COLUMN]
         schema = StructType([*fields, *(StructField(name, StringType()) for name in PROBLEM_COLUMNS)])
@@ -197,7 +198,7 @@ class _SparkJob:
                 if UNREADABLE_COLUMN in batch.columns:
                     flags = batch.pop(UNREADABLE_COLUMN)
                     unreadable = {i: why for i, why in enumerate(flags) if isinstance(why, str)}
-                typed, problems = row_problems(batch, id_column, numeric, unreadable)
+                typed, problems = row_problems(batch, id_column, numeric, unreadable, decimal)
                 yield typed.join(problems)
 
         checked = _map_in_pandas(numbered, check, schema)

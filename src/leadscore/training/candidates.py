@@ -42,6 +42,7 @@ from leadscore.model.encoding import (
     categorical_columns,
     numeric_columns,
 )
+from leadscore.training.parallel import run_all, workers_for
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,23 @@ class CandidateSpec:
     `fit(X, y, validation_order, cfg, sample_weight)` fits it on the training window (`validation_order` ranks
     the rows by time, latest last, for early stopping; `sample_weight` is None or one weight per row); `kind`
     names its entry in `leadscore.model.kinds.MODEL_KINDS`; `details(model)` says what about a fitted one is
-    recorded with the run; `recency` marks the recency-weighted variant of a registered candidate.
+    recorded with the run; `recency` marks the recency-weighted variant of a registered candidate; `simplicity`
+    orders the families from the simplest (0) for the backtest's tie rule (`leadscore.training.tournament`):
+    among candidates that rank alike within noise, the simplest wins.
     Every fitted pipeline ends in a step named `model`, which takes the sample weights when it is refitted.
     """
 
     fit: Callable[..., Pipeline]
     kind: str
     details: Callable[[Pipeline], dict]
+    simplicity: int
     recency: bool = False
+
+    @property
+    def complexity(self) -> tuple[int, bool]:
+        """The sort key of the tie rule: simpler families first, and a recency variant after its plain form
+        (its weights are one more thing fitted to the data)."""
+        return self.simplicity, self.recency
 
 
 def _fit_lightgbm_candidate(X, y, validation_order, cfg: ModelConfig, sample_weight=None) -> Pipeline:
@@ -84,11 +94,12 @@ def _no_details(model: Pipeline) -> dict:
 
 
 CANDIDATES: dict[str, CandidateSpec] = {
-    "lightgbm": CandidateSpec(fit=_fit_lightgbm_candidate, kind="lightgbm", details=_lightgbm_details),
-    "logistic": CandidateSpec(fit=_fit_logistic_candidate, kind="logistic", details=_no_details),
+    "lightgbm": CandidateSpec(fit=_fit_lightgbm_candidate, kind="lightgbm", details=_lightgbm_details, simplicity=2),
+    # The regression with one more fitted-by-hand step (the signed log) than `linear`: it tames long tails.
+    "logistic": CandidateSpec(fit=_fit_logistic_candidate, kind="logistic", details=_no_details, simplicity=1),
     # The same regression on numbers as they are: it extrapolates linearly, which wins when later leads
     # take values never seen in training (indicators of a changing market), where the signed log flattens them.
-    "linear": CandidateSpec(fit=_fit_linear_candidate, kind="logistic", details=_no_details),
+    "linear": CandidateSpec(fit=_fit_linear_candidate, kind="logistic", details=_no_details, simplicity=0),
 }
 
 
@@ -154,8 +165,17 @@ def fit_candidates(train: pd.DataFrame, y_train: np.ndarray, validation_order: n
     names = list(cfg.candidates)
     if cfg.recency_variants and times is not None:
         names += [f"{name}{RECENCY}" for name in cfg.candidates]
-    return {name: candidate(name).fit(train, y_train, validation_order, cfg, sample_weight=fit_weights(name, times))
-            for name in names}
+
+    def fit(name: str) -> Callable[[], Pipeline]:
+        return lambda: candidate(name).fit(train, y_train, validation_order, cfg, sample_weight=fit_weights(name, times))
+
+    fitted = run_all([fit(name) for name in names], fit_workers(cfg, len(train)))
+    return dict(zip(names, fitted, strict=True))
+
+
+def fit_workers(cfg: ModelConfig, rows: int) -> int:
+    """How many fits of this many rows run side by side (`leadscore.training.parallel`)."""
+    return workers_for(rows, lightgbm_threads(cfg.lightgbm, rows))
 
 
 _MULTITHREAD_ROWS = 100_000

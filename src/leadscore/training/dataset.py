@@ -19,6 +19,11 @@ columns and the fix (declare the time column, list the others in `data.exclude_c
 leads table, date columns are never features either: they are dropped with a logged decision and a note
 (`leadscore.features.events.profile_dates` says why not an age), as the time comes from the events.
 
+Numbers and their decimal mark (`data.decimal`, "." or ","): a text column whose filled cells are nearly all
+numbers written with the other mark (`3,5` under ".", `3.5` under ",") stops training naming the column, the
+rows (never a cell) and the fix, instead of being learned as a category. Under "," the reader takes whole
+columns of `3,5` and `1.234,5` as numbers (`leadscore.data.sources`); declared categories and the id stay text.
+
 Time in an event log: nothing may be dated after the export time (`event_log.exported_at`, else the last
 recorded time up to now); such records are refused with their count, or left out when
 `event_log.drop_events_after_export` says so (`leadscore.features.events.after_export`). Events dated before
@@ -117,8 +122,10 @@ def too_few_conversions(table: TrainingTable, minimum: int) -> InputError:
 def _from_snapshot(cfg: Config) -> TrainingTable:
     data = cfg.data
     stage("reading")
+    # Declared categories stay text under a decimal comma, as scoring reads them: `3,5` is a level, not 3.5.
+    text = [data.id_column, *(data.categorical_columns if data.decimal == "," else ())]
     frame = read_table(data.resolved_path, csv_separator=data.csv_separator, na_values=data.na_values,
-                       encoding=data.encoding, text_columns=[data.id_column] if data.id_column else [])
+                       encoding=data.encoding, text_columns=[c for c in text if c], decimal=data.decimal)
     stage("features")
     return snapshot_table(frame, data)
 
@@ -218,7 +225,8 @@ def snapshot_table(frame: pd.DataFrame, data: DataConfig) -> TrainingTable:
         if column in data.categorical_columns:
             frame[column] = frame[column].astype("string")
         else:
-            _refuse_stray_text(frame[column], column)
+            _refuse_other_decimal_mark(frame[column], column, data.decimal)
+            _refuse_stray_text(frame[column], column, data.decimal)
     return TrainingTable(
         frame=frame, id_column=id_column, label_column=data.label_column, time_column=time_column,
         feature_columns=features, event_spec=None, dropped_personal=hidden, personal_decisions=tuple(decisions),
@@ -231,11 +239,12 @@ def snapshot_table(frame: pd.DataFrame, data: DataConfig) -> TrainingTable:
 _STRAY_TEXT_SHARE = 0.01
 
 
-def _refuse_stray_text(values: pd.Series, column: str) -> None:
-    """Fail on a text column that is numbers but for a few cells, naming those cells."""
+def _refuse_stray_text(values: pd.Series, column: str, decimal: str = ".") -> None:
+    """Fail on a text column that is numbers (written with the decimal mark `decimal`) but for a few cells,
+    naming those cells."""
     if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return
-    _, filled, stray = read_numbers(values)
+    _, filled, stray = read_numbers(values, decimal)
     if 0 < stray.sum() <= _STRAY_TEXT_SHARE * filled.sum():
         raise InputError(
             f"the column holds numbers but for {int(stray.sum())} cell(s) of text "
@@ -243,6 +252,38 @@ def _refuse_stray_text(values: pd.Series, column: str) -> None:
             column=column, rows=row_numbers(values.to_frame(), stray),
             fix="correct those cells or leave them empty; list placeholders such as 'n/a' in data.na_values; or, "
             "if the column is a category whose values merely look like numbers, list it in data.categorical_columns",
+        )
+
+
+# A text column whose filled cells are numbers written with the other decimal mark but for at most this share
+# is a numeric column read with the wrong `data.decimal`: learned as a category, it would quietly lose its order.
+_OTHER_MARK_SHARE = 0.9
+_MARK_NAMES = {".": "a decimal point (3.5)", ",": "a decimal comma (3,5 or 1.234,5)"}
+
+
+def _refuse_other_decimal_mark(values: pd.Series, column: str, decimal: str) -> None:
+    """Fail on a text column of numbers written with the other decimal mark than `decimal` (`data.decimal`).
+
+    Such a column is at least `_OTHER_MARK_SHARE` numbers when read with the other mark, and some of them are
+    not numbers with `decimal` (`3,5` with '.'; `3.5` with ','). The message names rows, never a cell: the
+    column is not yet known to hold nothing personal."""
+    if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+        return
+    other = "," if decimal == "." else "."
+    numbers, filled, _ = read_numbers(values, decimal)
+    other_numbers, _, other_bad = read_numbers(values, other)
+    if not filled.any() or other_bad.sum() > (1 - _OTHER_MARK_SHARE) * filled.sum():
+        return
+    misread = filled & numbers.isna() & other_numbers.notna()
+    if misread.any():
+        raise InputError(
+            f"the column holds numbers, {int(misread.sum())} of them written with {_MARK_NAMES[other]}, but "
+            f"data.decimal is '{decimal}': read so, those are not numbers and the column would be learned as a "
+            "category (text)",
+            column=column, rows=row_numbers(values.to_frame(), misread),
+            fix=f'set data.decimal: "{other}" in the config if the file writes its numbers so (or correct those '
+            "cells if they are typing errors); if the column is a category whose values merely look like numbers, "
+            "list it in data.categorical_columns",
         )
 
 
@@ -258,6 +299,8 @@ def _from_event_log(cfg: Config) -> TrainingTable:
     profile = log.leads[[c for c in log.leads.columns if c != layout.created_column]]
     decisions = decide_personal(profile, cfg.data, table="leads", id_column=layout.id_column)
     hidden, free_text = columns_to_drop(decisions, cfg.data, profile, (layout.id_column,))
+    for column in profile.columns.difference([layout.id_column, *hidden, *free_text, *cfg.data.exclude_columns]):
+        _refuse_other_decimal_mark(profile[column], column, cfg.data.decimal)
     spec = feature_spec(log, cfg, hidden=[*hidden, *free_text])
     frame = training_rows(log, spec, cfg.event_log, observed_until=exported)
     notes = [f"free-text column '{c}' of the leads table is not a feature" for c in free_text]
@@ -275,4 +318,5 @@ def _from_event_log(cfg: Config) -> TrainingTable:
 
 def read_options(data: DataConfig) -> ReadOptions:
     """How the data section says text tables are read (separator and encoding: detected unless declared)."""
-    return ReadOptions(csv_separator=data.csv_separator, na_values=tuple(data.na_values), encoding=data.encoding)
+    return ReadOptions(csv_separator=data.csv_separator, na_values=tuple(data.na_values), encoding=data.encoding,
+                       decimal=data.decimal)

@@ -222,7 +222,7 @@ def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
         feature_columns=features, event_spec=table.event_spec,
         metadata=_metadata(winner.name, refit.candidate.calibration_method, split.method, horizon, role="backtest"),
         dimensions=backtest_dimensions, cutoffs=choose_cutoffs(refit.p_calibration, y_cal, cfg.cutoffs),
-        reference=None, explainer=None, na_values=tuple(cfg.data.na_values),
+        reference=None, explainer=None, na_values=tuple(cfg.data.na_values), decimal=cfg.data.decimal,
     )
 
     # The deployed model: the same choices (candidate, its settings, calibration method) refitted on every row,
@@ -256,6 +256,7 @@ def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
         reference=build_reference(everything[features], encoder.categories_, deployed.p_calibration),
         explainer=explainer,
         na_values=tuple(cfg.data.na_values),
+        decimal=cfg.data.decimal,
     )
     result = TrainingResult(
         scorer=scorer, table=table, split=split, winner=deployed.candidate, candidates=candidates,
@@ -283,7 +284,7 @@ def _train_points_fallback(cfg: Config, table: TrainingTable, horizon: float | N
     numeric = [c for c in table.feature_columns if pd.api.types.is_numeric_dtype(table.frame[c])]
     scorer = points_fallback(cfg.points_baseline, cfg.points_cutoffs, cfg.groups, cfg.data.na_values,
                              table.id_column, table.feature_columns, numeric, table.event_spec,
-                             _metadata("points fallback", "none", "none", horizon))
+                             _metadata("points fallback", "none", "none", horizon), decimal=cfg.data.decimal)
     y = table.frame[table.label_column].to_numpy()
     points = points_score(table.frame, cfg.points_baseline)
     metrics = {"conversions": float(y.sum()), "rows": float(len(y))}
