@@ -150,3 +150,33 @@ def test_unseen_categories_are_scored_as_missing_and_reported(trained, capsys, c
 def test_an_event_log_for_a_snapshot_model_is_bad_input_for_explain_too(trained, synthetic_dir, capsys):
     code, err = run(["explain", "--model", "models:/leadscore@champion", "--input", synthetic_dir, "--lead", "L1"], capsys)
     assert code == 4 and "trained on a snapshot table" in err, err
+
+
+@pytest.mark.slow
+def test_the_training_datas_placeholders_mean_missing_when_scoring_and_explaining(tracking_store, capsys):
+    import pandas as pd
+
+    # Given a model trained where `unknown` stands for a missing number of visits (data.na_values),
+    frame = make_snapshot().astype({"visits": object})
+    frame.loc[frame.index % 10 == 0, "visits"] = "unknown"
+    code, err = train(tracking_store, capsys, frame, na_values=["unknown"])
+    assert code == 0, err
+    model = "models:/leadscore@challenger"
+    # when leads holding the placeholder and the same leads with empty cells are scored,
+    new = make_snapshot(200, seed=1).astype({"visits": object})
+    new.loc[[3, 8], "visits"] = "unknown"
+    new.to_csv(tracking_store / "placeholder.csv", index=False)
+    new.replace("unknown", None).to_csv(tracking_store / "empty.csv", index=False)
+    for name in ("placeholder", "empty"):
+        code, err = run(["score", "--model", model, "--input", tracking_store / f"{name}.csv",
+                         "--output", tracking_store / f"{name}_scores.csv"], capsys)
+        assert code == 0, err
+    # then no row is rejected and the placeholder scores exactly as a missing value,
+    assert pd.read_csv(tracking_store / "placeholder_scores.rejects.csv").empty
+    placeholder, empty = (pd.read_csv(tracking_store / f"{n}_scores.csv") for n in ("placeholder", "empty"))
+    assert len(placeholder) == len(new)
+    pd.testing.assert_frame_equal(placeholder.drop(columns="scored_at"), empty.drop(columns="scored_at"))
+    # and a lead holding it is explained, as scored.
+    code, err = run(["explain", "--model", model, "--input", tracking_store / "placeholder.csv",
+                     "--lead", new.loc[3, "lead_id"]], capsys)
+    assert code == 0, err

@@ -239,7 +239,7 @@ def _all_rows(scorer, location, as_of: str | None) -> pd.DataFrame:
     from leadscore.errors import InputError
     from leadscore.scoring.events import event_log_features, table_rows
 
-    source = open_source(location)
+    source = open_source(location, scorer.read_options())
     if source.form != SNAPSHOT:
         return event_log_features(scorer, source, as_of)[0]
     found = table_rows(scorer, source)

@@ -375,7 +375,7 @@ def _cutoffs_section(rate: float | None) -> list[str]:
             f"#   SQL: leads converting at {lift:g}x the average{reached} with 90 % confidence, or, where no cutoff",
             "#   shows that, the best the model can show (with a warning);",
             f"#   MQL: the highest cutoff that keeps {DEFAULT_MQL_RECALL:.0%} of the conversions.",
-            "# Other policies: top_fraction, capacity, min_conversion_rate (see the README).",
+            "# Other policies: top_fraction, capacity, min_conversion_rate (see docs/training.md, Cutoffs).",
             "cutoffs:",
             f"  sql: {{policy: min_lift, lift: {lift:g}, confidence: 0.9}}",
             f"  mql: {{policy: recall, recall: {DEFAULT_MQL_RECALL:g}}}"]
@@ -448,7 +448,7 @@ def _event_log_starter(folder: Path, config_path: Path) -> Starter:
     id_column, id_why = _event_log_id(tables)
     created, stamp = defaults["created_column"].default, defaults["timestamp_column"].default
     kind = defaults["activity_type_column"].default
-    fix = "name the columns as the event_log section's defaults do (see the README), or write the config by hand"
+    fix = "name the columns as the event_log section's defaults do (see docs/configuration.md), or write the config by hand"
     require_columns(leads, [created], "the leads table", fix)
     require_columns(activities, [stamp, kind], "the activities table", fix)
     require_columns(outcomes, [stamp], "the outcomes table", fix)

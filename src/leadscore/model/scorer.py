@@ -45,12 +45,14 @@ class ScoringContract:
         raise NotImplementedError
 
     def read_options(self) -> ReadOptions:
-        """How a whole file of leads is read for this model, as training read its data: the id as text, numbers
-        with the training data's decimal mark and, under a decimal comma, the category columns as text (`3,5`
-        is a level there, not 3.5). Streamed chunks are text anyway, read by the row checks."""
+        """How a file of leads is read for this model, as training read its data: the training data's
+        placeholders for "missing" (`data.na_values`: an `unknown` in a numeric column is missing, not a bad
+        number), the id as text, numbers with the training data's decimal mark and, under a decimal comma, the
+        category columns as text (`3,5` is a level there, not 3.5). Streamed chunks are text, read by the row checks."""
         numeric = set(self.numeric_columns)
         categories = [c for c in self.feature_columns if c not in numeric] if self.decimal == "," else []
-        return ReadOptions(text_columns=(self.id_column, *categories), decimal=self.decimal)
+        return ReadOptions(na_values=tuple(self.na_values), text_columns=(self.id_column, *categories),
+                           decimal=self.decimal)
 
     def validate(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Check a frame against the scoring contract and return it with typed feature columns."""

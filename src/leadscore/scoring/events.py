@@ -132,8 +132,8 @@ def lead_rows(scorer, location: str | os.PathLike, lead_id: str, as_of: str | No
     checked as the job reads and checks it, see the module docstring), or its features in an event log as of
     `as_of` (default: just after the last recorded event). Empty when the lead is not there; an input error
     naming the lead's row number when the job would reject its row."""
-    # Opened as the scoring job opens it: the same separator and encoding detection.
-    source = open_source(location)
+    # Opened as the scoring job opens it: the same separator and encoding detection, the model's read options.
+    source = open_source(location, scorer.read_options())
     return _LEAD_ROWS[source.form](scorer, source, lead_id, as_of)
 
 

@@ -256,6 +256,8 @@ def score_file(
             log.info("removed %s, left behind by a job that was killed", stale)
     started = time.perf_counter()
     loaded = load_model(model_uri)
+    # Read as the model's training data was read (its placeholders for "missing", its decimal mark).
+    source = open_source(input_path, loaded.scorer.read_options())
     if source.form == SNAPSHOT:
         require_input_columns(loaded.scorer, source.columns)
     job = Job(model_uri, loaded, source, as_of, output, rejects, settings)
