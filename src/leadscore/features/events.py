@@ -14,6 +14,10 @@ creation, activity, outcome), but never later than now. Nothing in an export can
 taken, so at training events and leads dated later (a typo such as 2150, a clock gone wrong) are refused
 with their count and rows (`after_export`), or left out with their count logged when
 `event_log.drop_events_after_export` says so. Labels are observed up to the export time.
+
+This module's `features_as_of` and `training_rows` are the pandas builder, the reference; training builds
+its rows with the engine `event_log.engine` names (`leadscore.features.engines`), by default DuckDB
+(`leadscore.features.columnar`: the same rows from one SQL query over all snapshots).
 """
 
 from __future__ import annotations
@@ -284,6 +288,33 @@ def snapshot_times(log_cfg: EventLogConfig) -> list[pd.Timestamp]:
     return list(pd.date_range(first, last, freq=f"{log_cfg.snapshots.every_days}D"))
 
 
+def check_label_windows(log: EventLog, spec: EventFeatureSpec, log_cfg: EventLogConfig,
+                        observed_until: pd.Timestamp | None = None) -> list[pd.Timestamp]:
+    """The snapshot times, once it is checked that the last one's label window ends by `observed_until` (the
+    export time; default: the last activity or outcome); a `ConfigError` naming the latest possible one if not."""
+    if observed_until is None:
+        observed_until = max(log.activities[spec.layout.timestamp_column].max(),
+                             log.outcomes[spec.layout.timestamp_column].max())
+    snapshots = snapshot_times(log_cfg)
+    horizon = pd.Timedelta(days=log_cfg.horizon_days)
+    if snapshots[-1] + horizon > observed_until:
+        latest = (observed_until - horizon).date()
+        raise ConfigError(
+            f"the label window of the last snapshot ({snapshots[-1].date()} + {log_cfg.horizon_days} days) ends after "
+            f"the last recorded event ({observed_until.date()}), so its labels would be censored; "
+            f"set event_log.snapshots.last to {latest} or earlier"
+        )
+    return snapshots
+
+
+def no_open_lead(spec: EventFeatureSpec) -> InputError:
+    """The error when no lead is open at any snapshot time."""
+    return InputError(
+        "no lead was open at any snapshot time", column=spec.layout.created_column,
+        fix="move event_log.snapshots into the period covered by the leads' creation times",
+    )
+
+
 def training_rows(log: EventLog, spec: EventFeatureSpec, log_cfg: EventLogConfig,
                   observed_until: pd.Timestamp | None = None) -> pd.DataFrame:
     """Stack point-in-time rows over the snapshot schedule, with label and snapshot time.
@@ -295,17 +326,7 @@ def training_rows(log: EventLog, spec: EventFeatureSpec, log_cfg: EventLogConfig
     closed_at = ts[stage.isin(spec.terminal_stages)].groupby(outcomes[spec.layout.id_column]).min()
     converted_at = ts[stage == log_cfg.conversion_stage].groupby(outcomes[spec.layout.id_column]).min()
     horizon = pd.Timedelta(days=log_cfg.horizon_days)
-
-    if observed_until is None:
-        observed_until = max(log.activities[spec.layout.timestamp_column].max(), ts.max())
-    snapshots = snapshot_times(log_cfg)
-    if snapshots[-1] + horizon > observed_until:
-        latest = (observed_until - horizon).date()
-        raise ConfigError(
-            f"the label window of the last snapshot ({snapshots[-1].date()} + {log_cfg.horizon_days} days) ends after "
-            f"the last recorded event ({observed_until.date()}), so its labels would be censored; "
-            f"set event_log.snapshots.last to {latest} or earlier"
-        )
+    snapshots = check_label_windows(log, spec, log_cfg, observed_until)
 
     created = log.leads[spec.layout.created_column]
     closed = log.leads[spec.layout.id_column].map(closed_at)
@@ -322,8 +343,5 @@ def training_rows(log: EventLog, spec: EventFeatureSpec, log_cfg: EventLogConfig
         frame[SNAPSHOT_COLUMN] = as_of
         rows.append(frame)
     if not rows:
-        raise InputError(
-            "no lead was open at any snapshot time", column=spec.layout.created_column,
-            fix="move event_log.snapshots into the period covered by the leads' creation times",
-        )
+        raise no_open_lead(spec)
     return pd.concat(rows, ignore_index=True)

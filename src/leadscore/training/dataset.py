@@ -51,6 +51,7 @@ from leadscore.data.validation import (
     validate_numeric,
 )
 from leadscore.errors import ConfigError, InputError
+from leadscore.features.engines import training_rows
 from leadscore.features.events import (
     LABEL_COLUMN,
     SNAPSHOT_COLUMN,
@@ -61,7 +62,6 @@ from leadscore.features.events import (
     export_time,
     feature_spec,
     load_event_log,
-    training_rows,
 )
 from leadscore.progress import stage
 from leadscore.schema import ROW_ID

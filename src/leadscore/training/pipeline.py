@@ -200,8 +200,9 @@ def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
     order, purge_horizon = _rolling_order(earlier, split.method, table, horizon, cfg)
     origins = rolling_origins(order, earlier[label].to_numpy(), horizon=purge_horizon)
     if origins:
+        # `earlier` starts with the training window: an origin fitting just those rows reuses the candidates as fitted.
         selection = rolling_backtest(fitted, earlier[features], earlier[label].to_numpy(), origins, cfg.model,
-                                     times=_head(times, n_earlier))
+                                     times=_head(times, n_earlier), fitted_rows=np.arange(n_train))
         winner, candidates = choose_by_backtest(fitted, selection, X_cal, y_cal)
     else:  # too few rows or conversions for any origin: the calibration window alone decides, and the run says so
         selection = None
@@ -232,8 +233,10 @@ def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
     deployed = refit_winner(refit.candidate, fitted[winner.name], earlier[features], earlier[label].to_numpy(),
                             X_test, y_test, cfg.model, groups=split.test[table.id_column].to_numpy(), times=times)
     deployed_windows = {"train": earlier, "calibration": split.test}
+    # The backtest's dimension models, their settings kept, refitted on every row before the test window.
     dimensions = fit_dimensions(deployed_windows, label, _validation_order(earlier, split.method, table, cfg.model.seed),
-                                cfg.model, cfg.groups, cfg.stage, cfg.data.form, features)
+                                cfg.model, cfg.groups, cfg.stage, cfg.data.form, features,
+                                previous=backtest_dimensions)
     cutoffs = choose_cutoffs(deployed.p_calibration, y_test, cfg.cutoffs)
     stage("explanations")
     # The deployed model learned from every row: its contributions are measured against them.

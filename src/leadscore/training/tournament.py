@@ -342,14 +342,21 @@ def rolling_origins(order: np.ndarray, y: np.ndarray, *, horizon: float | None =
 
 
 def rolling_backtest(fitted: dict[str, Pipeline], X: pd.DataFrame, y: np.ndarray, origins: list[Origin],
-                     cfg: ModelConfig, times: np.ndarray | None = None) -> RollingBacktest:
+                     cfg: ModelConfig, times: np.ndarray | None = None,
+                     fitted_rows: np.ndarray | None = None) -> RollingBacktest:
     """Score every fitted candidate (its settings, refitted at each origin) with each calibration method, and the
     constant predictor, by log loss on each origin's forecast block (see the module docstring). `times` (days or
-    positions of `X`'s rows) weigh a recency-weighted candidate's fitting rows at each origin."""
+    positions of `X`'s rows) weigh a recency-weighted candidate's fitting rows at each origin.
+
+    `fitted_rows` (positions in `X` of the rows `fitted` learned from, e.g. the training window): an origin that
+    fits exactly those rows uses the fitted models as they are, since refitting them would give the same models
+    (same rows, settings, weights and seed); a purged time split often cuts an origin at the training window's end."""
     methods = ["sigmoid", "isotonic"] if cfg.calibration == "auto" else [cfg.calibration]
 
     def score(origin: Origin, name: str) -> Callable[[], dict[str, float]]:
-        return lambda: _origin_losses(fitted[name], name, X, y, origin, methods, cfg.seed, times)
+        same = fitted_rows is not None and np.array_equal(origin.fit_rows, fitted_rows)
+        return lambda: _origin_losses(fitted[name], name, X, y, origin, methods, cfg.seed, times,
+                                      already_fitted=same)
 
     # Every candidate at every origin is one independent fit: they run side by side (`training.parallel`).
     tasks = [score(origin, name) for origin in origins for name in fitted]
@@ -369,11 +376,12 @@ def rolling_backtest(fitted: dict[str, Pipeline], X: pd.DataFrame, y: np.ndarray
 
 
 def _origin_losses(model: Pipeline, name: str, X: pd.DataFrame, y: np.ndarray, origin: Origin, methods: list[str],
-                   seed: int, times: np.ndarray | None) -> dict[str, float]:
-    """Candidate `name` refitted at one origin: its forecast and ranking losses with each calibration method."""
+                   seed: int, times: np.ndarray | None, already_fitted: bool = False) -> dict[str, float]:
+    """Candidate `name` refitted at one origin (or `model` itself when it was `already_fitted` on the origin's rows):
+    its forecast and ranking losses with each calibration method."""
     kind = model_kind(candidate(name).kind)
-    at_origin = refit(model, name, X.iloc[origin.fit_rows], y[origin.fit_rows],
-                      None if times is None else times[origin.fit_rows])
+    at_origin = model if already_fitted else refit(model, name, X.iloc[origin.fit_rows], y[origin.fit_rows],
+                                                   None if times is None else times[origin.fit_rows])
     y_cal, y_test = y[origin.calibration_rows], y[origin.test_rows]
     raw_cal = np.asarray(kind.raw_output(at_origin, X.iloc[origin.calibration_rows]))
     raw_test = np.asarray(kind.raw_output(at_origin, X.iloc[origin.test_rows])).reshape(-1, 1)

@@ -1,0 +1,258 @@
+"""Point-in-time features and labels from an event log, computed by DuckDB from one SQL query.
+
+The same rows as `leadscore.features.events` (`training_rows`, `features_as_of`), the pandas builder, which
+stays the reference: ids, profile columns, counts and labels exactly equal, other values to rounding (sums
+are taken in another order), and the rows in the same order (snapshot by snapshot, leads in the order of the
+leads table). Training uses it by default (`event_log.engine: duckdb`, `leadscore.features.engines`).
+
+The query (`feature_sql`) is generated once from the `EventFeatureSpec` and covers every snapshot at once:
+activities are summed per lead and snapshot interval, the intervals up to each snapshot are added up for
+every lead open at it (created before it, no terminal stage before it), and the label looks ahead from it.
+It is plain SQL (CTEs, joins, GROUP BY, LAG, CASE, COALESCE, POWER, CAST) that Spark SQL runs as well: it
+names only its own tables and columns, never a column of the export (activity-property filters arrive as
+`w0`, `w1`, ...; outputs are `s0_count`, ...), and takes timestamps as epoch microseconds (BIGINT), so no
+date function of either dialect is needed. Its input tables:
+
+    lead_rows(lead_row BIGINT, created_us BIGINT)            lead_row: the lead's position in the leads table
+    activity_rows(lead_row BIGINT, ts_us BIGINT, activity_type VARCHAR, w0 VARCHAR, ...)
+    outcome_rows(lead_row BIGINT, ts_us BIGINT, stage VARCHAR)          (training rows only)
+    snapshot_rows(snapshot_row BIGINT, as_of_us BIGINT)
+
+Events carry their lead's row number, not its id (looked up once with `pyarrow.compute.index_in`), so every
+join is on integers; an engine reading the export itself would get it by joining on the id. Profile columns
+are not in the query: they are taken from the leads table by `lead_row`, so they keep their pandas types.
+DuckDB-specific is only the runner (`_connect`: Arrow tables registered as views, the spill folder, the
+optional memory limit and threads), not the query. Timestamps are read at microsecond precision (finer parts
+are dropped), and a `where` filter compares the activity property as text, as the pandas builder does.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from leadscore.config import EventLogConfig
+from leadscore.features.events import (
+    DAYS_TO_CONVERSION,
+    LABEL_COLUMN,
+    SNAPSHOT_COLUMN,
+    EventFeatureSpec,
+    EventLog,
+    check_label_windows,
+    no_open_lead,
+)
+
+_US_PER_DAY = 86_400_000_000
+_KINDS = ("count", "decayed", "days_since")
+_FIRST_US = -(2**62)  # before any time (146,000 years BC): where the first snapshot's interval starts
+
+
+def _text(value: str) -> str:
+    """A SQL string literal (quotes doubled: DuckDB and Spark SQL both read it so)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _days(expr: str) -> str:
+    return f"CAST({expr} AS DOUBLE) / CAST({_US_PER_DAY} AS DOUBLE)"
+
+
+def where_columns(spec: EventFeatureSpec) -> list[str]:
+    """The activity columns the signals filter on, in the order they are passed as `w0`, `w1`, ..."""
+    return list(dict.fromkeys(key for signal in spec.signals.values() for key in signal.where))
+
+
+def feature_sql(spec: EventFeatureSpec, *, labels: EventLogConfig | None = None) -> str:
+    """The feature query for `spec`: every (snapshot, lead) row with its features, ordered as the pandas builder.
+
+    With `labels` (training), only leads open at each snapshot are kept and the label and days to conversion
+    of `labels.conversion_stage` within `labels.horizon_days` are added; without, every lead of `lead_rows`
+    gets a row at each snapshot (scoring as of a time).
+
+    Activities are first summed per lead and snapshot interval (from one snapshot time up to the next), each
+    weight taken at the interval's end; a row at a snapshot then adds up the lead's intervals up to it, the
+    weights carried forward by one more factor (0.5 ** (days / half-life) multiplies). So each activity is
+    read once, not once per later snapshot; recency comes from the latest timestamp, exact in integers."""
+    filters = {key: f"w{i}" for i, key in enumerate(where_columns(spec))}
+    half_life = repr(float(spec.half_life_days))
+    flags, partial, total, outputs = [], [], [], []
+    for i, signal in enumerate(spec.signals.values()):
+        condition = " AND ".join([f"activity_type = {_text(signal.activity_type)}",
+                                  *(f"{filters[key]} = {_text(value)}" for key, value in signal.where.items())])
+        flags.append(f"CASE WHEN {condition} THEN 1 ELSE 0 END AS m{i}")
+        partial += [f"SUM(a.m{i}) AS n{i}", f"SUM(a.m{i} * POWER(0.5, {_days('i.as_of_us - a.ts_us')} / {half_life}))"
+                    f" AS d{i}", f"MAX(CASE WHEN a.m{i} = 1 THEN a.ts_us END) AS t{i}"]
+        total += [f"SUM(b.n{i}) AS s{i}_count", f"SUM(b.d{i} * b.carry) AS s{i}_decayed", f"MAX(b.t{i}) AS t{i}"]
+        outputs += [f"CAST(COALESCE(p.s{i}_count, 0) AS DOUBLE) AS s{i}_count",
+                    f"COALESCE(p.s{i}_decayed, 0.0) AS s{i}_decayed",
+                    f"{_days('o.as_of_us - p.t' + str(i))} AS s{i}_days_since"]
+
+    interval_columns = "".join(f", b.{x}{i}" for i in range(len(spec.signals)) for x in "ndt")
+    ctes = [
+        # which signals each activity counts for, decided once per activity
+        "flagged AS (SELECT lead_row, ts_us" + "".join(f", {flag}" for flag in flags)
+        + " FROM activity_rows WHERE lead_row IS NOT NULL)",
+        f"intervals AS (SELECT snapshot_row, as_of_us, COALESCE(LAG(as_of_us) OVER (ORDER BY snapshot_row), "
+        f"{_FIRST_US}) AS from_us FROM snapshot_rows)",
+        "per_interval AS (SELECT a.lead_row, i.snapshot_row, i.as_of_us AS end_us, MAX(a.ts_us) AS last_us"
+        + "".join(f", {x}" for x in partial)
+        + " FROM flagged a JOIN intervals i ON a.ts_us >= i.from_us AND a.ts_us < i.as_of_us "
+        "GROUP BY a.lead_row, i.snapshot_row, i.as_of_us)",
+    ]
+    if labels is not None:
+        terminal = ", ".join(map(_text, spec.terminal_stages)) or "NULL"
+        ctes += [
+            f"closed AS (SELECT lead_row, MIN(ts_us) AS closed_us FROM outcome_rows WHERE stage IN ({terminal}) "
+            "GROUP BY lead_row)",
+            f"converted AS (SELECT lead_row, MIN(ts_us) AS converted_us FROM outcome_rows "
+            f"WHERE stage = {_text(labels.conversion_stage)} GROUP BY lead_row)",
+            "open_leads AS (SELECT s.snapshot_row, s.as_of_us, l.lead_row, l.created_us, v.converted_us "
+            "FROM snapshot_rows s JOIN lead_rows l ON l.created_us < s.as_of_us "
+            "LEFT JOIN closed c ON c.lead_row = l.lead_row LEFT JOIN converted v ON v.lead_row = l.lead_row "
+            "WHERE c.closed_us IS NULL OR c.closed_us >= s.as_of_us)",
+        ]
+    else:
+        ctes.append("open_leads AS (SELECT s.snapshot_row, s.as_of_us, l.lead_row, l.created_us "
+                    "FROM snapshot_rows s CROSS JOIN lead_rows l)")
+    ctes += [
+        f"carried AS (SELECT o.snapshot_row, o.lead_row, b.last_us{interval_columns}, "
+        f"POWER(0.5, {_days('o.as_of_us - b.end_us')} / "
+        f"{half_life}) AS carry FROM open_leads o JOIN per_interval b ON b.lead_row = o.lead_row "
+        "AND b.end_us <= o.as_of_us)",
+        "per_lead AS (SELECT b.snapshot_row, b.lead_row, MAX(b.last_us) AS last_us"
+        + "".join(f", {x}" for x in total) + " FROM carried b GROUP BY b.snapshot_row, b.lead_row)",
+    ]
+    label_columns = []
+    if labels is not None:
+        horizon_us = int(labels.horizon_days) * _US_PER_DAY
+        label_columns = [
+            f"CASE WHEN o.converted_us >= o.as_of_us AND o.converted_us < o.as_of_us + {horizon_us} THEN 1 ELSE 0 END"
+            f" AS {LABEL_COLUMN}",
+            f"{_days('o.converted_us - o.as_of_us')} AS {DAYS_TO_CONVERSION}",
+        ]
+    select = ["o.snapshot_row", "o.lead_row", f"{_days('o.as_of_us - o.created_us')} AS lead_age_days",
+              f"{_days('o.as_of_us - p.last_us')} AS days_since_last_activity", *outputs, *label_columns]
+    return (
+        "WITH " + ",\n".join(ctes) + "\nSELECT " + ",\n  ".join(select)
+        + "\nFROM open_leads o LEFT JOIN per_lead p ON p.snapshot_row = o.snapshot_row AND p.lead_row = o.lead_row"
+        + "\nORDER BY o.snapshot_row, o.lead_row"
+    )
+
+
+def _epoch_us(values: pd.Series) -> pa.Array:
+    """Epoch microseconds of UTC timestamps (sub-microsecond parts are dropped)."""
+    ticks = values.array.asi8  # in the column's own unit, UTC
+    unit = values.dt.unit
+    micros = ticks // 1_000 if unit == "ns" else ticks * {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
+    return pa.array(micros, type=pa.int64())
+
+
+def _text_array(values: pd.Series) -> pa.Array:
+    """Text as the pandas builder compares it (`astype("string")`), missing values kept missing."""
+    if not (pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values)):
+        values = values.astype("string")
+    return pa.array(values, type=pa.large_string(), from_pandas=True)
+
+
+def _tables(leads: pd.DataFrame, activities: pd.DataFrame, outcomes: pd.DataFrame | None,
+            snapshots: pd.DatetimeIndex, spec: EventFeatureSpec) -> dict[str, pa.Table]:
+    """The query's input tables; events are keyed by their lead's row (events of other leads: no key)."""
+    layout = spec.layout
+    ids = _text_array(leads[layout.id_column])
+
+    def lead_row(events: pd.DataFrame) -> pa.Array:
+        return pc.cast(pc.index_in(_text_array(events[layout.id_column]), value_set=ids), pa.int64())
+
+    tables = {
+        "lead_rows": pa.table({"lead_row": pa.array(np.arange(len(leads), dtype="int64")),
+                               "created_us": _epoch_us(leads[layout.created_column])}),
+        "activity_rows": pa.table({
+            "lead_row": lead_row(activities),
+            "ts_us": _epoch_us(activities[layout.timestamp_column]),
+            "activity_type": _text_array(activities[layout.activity_type_column]),
+            **{f"w{i}": _text_array(activities[key]) for i, key in enumerate(where_columns(spec))},
+        }),
+        "snapshot_rows": pa.table({"snapshot_row": pa.array(np.arange(len(snapshots), dtype="int64")),
+                                   "as_of_us": _epoch_us(pd.Series(snapshots))}),
+    }
+    if outcomes is not None:
+        tables["outcome_rows"] = pa.table({
+            "lead_row": lead_row(outcomes), "ts_us": _epoch_us(outcomes[layout.timestamp_column]),
+            "stage": _text_array(outcomes[layout.stage_column]),
+        })
+    return tables
+
+
+@contextmanager
+def _connect(threads: int | None, memory_limit: str | None) -> Iterator:
+    """An in-memory DuckDB connection that spills to a folder of its own (removed afterwards)."""
+    import duckdb
+
+    with tempfile.TemporaryDirectory(prefix="leadscore-duckdb-") as spill:
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute(f"SET temp_directory = {_text(spill)}")
+            con.execute("SET preserve_insertion_order = false")  # the query orders its rows itself
+            if memory_limit:
+                con.execute(f"SET memory_limit = {_text(memory_limit)}")
+            if threads:
+                con.execute(f"SET threads = {int(threads)}")
+            yield con
+        finally:
+            con.close()
+
+
+def _run(spec: EventFeatureSpec, tables: dict[str, pa.Table], sql: str, threads: int | None,
+         memory_limit: str | None) -> pa.Table:
+    with _connect(threads, memory_limit) as con:
+        for name, table in tables.items():
+            con.register(name, table)
+        result = con.execute(sql)
+        reader = result.to_arrow_reader() if hasattr(result, "to_arrow_reader") else result.fetch_record_batch()
+        return reader.read_all()
+
+
+def _frame(result: pa.Table, leads: pd.DataFrame, spec: EventFeatureSpec) -> pd.DataFrame:
+    """Profile columns taken from `leads` by row, then the derived features under their names."""
+    layout = spec.layout
+    positions = result.column("lead_row").to_numpy()
+    out = leads[[layout.id_column, *spec.profile_columns]].iloc[positions].reset_index(drop=True)
+    derived = {"lead_age_days": result.column("lead_age_days"),
+               "days_since_last_activity": result.column("days_since_last_activity")}
+    for i, name in enumerate(spec.signals):
+        for kind in _KINDS:
+            derived[f"{name}_{kind}"] = result.column(f"s{i}_{kind}")
+    for column, values in derived.items():
+        out[column] = values.to_numpy(zero_copy_only=False).astype("float64", copy=False)
+    return out
+
+
+def features_as_of(leads: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Timestamp, spec: EventFeatureSpec, *,
+                   threads: int | None = None, memory_limit: str | None = None) -> pd.DataFrame:
+    """`leadscore.features.events.features_as_of` computed by DuckDB: one row per lead, in the order of `leads`."""
+    tables = _tables(leads, activities, None, pd.DatetimeIndex([as_of]), spec)
+    return _frame(_run(spec, tables, feature_sql(spec), threads, memory_limit), leads, spec)
+
+
+def training_rows(log: EventLog, spec: EventFeatureSpec, log_cfg: EventLogConfig,
+                  observed_until: pd.Timestamp | None = None, *, threads: int | None = None,
+                  memory_limit: str | None = None) -> pd.DataFrame:
+    """`leadscore.features.events.training_rows` computed by DuckDB, in one query over all snapshots.
+
+    `threads` and `memory_limit` (e.g. "4GB") are DuckDB's settings (default: all cores, 80% of memory);
+    past the limit the query spills to a temporary folder."""
+    snapshots = pd.DatetimeIndex(check_label_windows(log, spec, log_cfg, observed_until))
+    tables = _tables(log.leads, log.activities, log.outcomes, snapshots, spec)
+    result = _run(spec, tables, feature_sql(spec, labels=log_cfg), threads, memory_limit)
+    if result.num_rows == 0:
+        raise no_open_lead(spec)
+    out = _frame(result, log.leads, spec)
+    out[LABEL_COLUMN] = result.column(LABEL_COLUMN).to_numpy().astype("int8")
+    out[DAYS_TO_CONVERSION] = result.column(DAYS_TO_CONVERSION).to_numpy(zero_copy_only=False).astype("float64")
+    out[SNAPSHOT_COLUMN] = snapshots.take(result.column("snapshot_row").to_numpy())
+    return out
