@@ -29,6 +29,25 @@ CHAMPION = "models:/leadscore@champion"
 ROW_GROUP = 100_000
 
 
+def cpu_time() -> float:
+    """CPU seconds used so far by this process, its finished child processes and its live ones.
+
+    Training runs independent fits in worker processes (`leadscore.training.parallel`), whose work
+    `time.process_time` does not see; a difference of two readings covers them, live or finished."""
+    import psutil
+
+    me = psutil.Process()
+    times = me.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in me.children(recursive=True):
+        try:
+            child_times = child.cpu_times()
+        except psutil.NoSuchProcess:  # finished meanwhile: counted among the finished children once reaped
+            continue
+        total += child_times.user + child_times.system
+    return total
+
+
 def leadscore(*argv, env: dict) -> subprocess.CompletedProcess:
     """Run the `leadscore` command of this interpreter's environment."""
     command = [sys.executable, "-m", "leadscore.cli", *map(str, argv)]

@@ -74,7 +74,8 @@ from leadscore.training.dataset import TrainingTable, load_training_table
 from leadscore.training.pipeline import train
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bootstrap import Interval, paired_intervals  # noqa: E402  (a sibling script, not part of the package)
+from bootstrap import Interval, paired_intervals  # noqa: E402  (sibling scripts, not part of the package)
+from common import cpu_time  # noqa: E402
 
 REPO = Path(__file__).parents[1]
 SHIPPED = [REPO / "configs" / "bank_marketing.yaml", REPO / "configs" / "online_shoppers.yaml"]
@@ -189,7 +190,7 @@ def main() -> None:
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
 
-    started, cpu_started = time.perf_counter(), time.process_time()
+    started, cpu_started = time.perf_counter(), cpu_time()
     configs = args.configs or (QUICK_SHIPPED if args.quick else SHIPPED)
     datasets = [d for d in (_load(path, args.data) for path in configs) if d is not None]
     if not datasets:
@@ -211,7 +212,7 @@ def main() -> None:
     notes.append(f"- machine load (1-minute average) {load_at_start:.1f} at the start and {load_at_end:.1f} at the "
                  f"end, on {cores} cores: {busy}")
     notes.append(f"- the whole benchmark took {(time.perf_counter() - started) / 60:.1f} min "
-                 f"({(time.process_time() - cpu_started) / 60:.1f} CPU min)")
+                 f"({(cpu_time() - cpu_started) / 60:.1f} CPU min)")
     report = _report(results, timing, notes, args)
     print(report)
     if args.output:
@@ -317,9 +318,9 @@ def _run(dataset: DataSet, protocol: Protocol, args: argparse.Namespace, workdir
                     test_frame[table.label_column].to_numpy(), ordered, f"{protocol.name}_{i}")
         y_tests.append(data.y_test)
         for name, fit in contenders.items():
-            start, cpu_start = time.perf_counter(), time.process_time()
+            start, cpu_start = time.perf_counter(), cpu_time()
             predict = fit(data)
-            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+            seconds, cpu_seconds = time.perf_counter() - start, cpu_time() - cpu_start
             p = np.clip(predict(), 0.0, 1.0)
             fits.setdefault(name, []).append(Fit(probability_metrics(data.y_test, p), seconds, cpu_seconds, p))
             print(f"  {name}: ROC AUC {fits[name][-1].metrics['roc_auc']:.4f}, ECE "
@@ -424,10 +425,10 @@ def _automl_fitter(seconds: float, cores: int, seed: int) -> Callable[[Data], Ca
 
 def _points(cfg: Config, data: Data) -> Fit:
     """Rank metrics from the points themselves, probability metrics from the points' conversion rates."""
-    start, cpu_start = time.perf_counter(), time.process_time()
+    start, cpu_start = time.perf_counter(), cpu_time()
     points_train = points_score(data.train_frame, cfg.points_baseline)
     to_probability = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(points_train, data.y_train)
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    seconds, cpu_seconds = time.perf_counter() - start, cpu_time() - cpu_start
     points_test = np.asarray(points_score(data.test_frame, cfg.points_baseline), dtype=float)
     p = to_probability.predict(points_test)
     metrics = {**probability_metrics(data.y_test, p), **ranking_metrics(data.y_test, points_test)}
@@ -452,9 +453,9 @@ class Timing:
 def _time_training(dataset: DataSet) -> Timing:
     """Train with the data set's own config, reading its file included, as `leadscore train` would."""
     print(f"{dataset.name}: timing leadscore's training on all {len(dataset.table.frame):,} rows", file=sys.stderr)
-    start, cpu_start = time.perf_counter(), time.process_time()
+    start, cpu_start = time.perf_counter(), cpu_time()
     result = train(dataset.cfg)
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    seconds, cpu_seconds = time.perf_counter() - start, cpu_time() - cpu_start
     return Timing(dataset.name, len(result.table.frame), seconds, cpu_seconds)
 
 

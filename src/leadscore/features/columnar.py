@@ -62,6 +62,16 @@ def _days(expr: str) -> str:
     return f"CAST({expr} AS DOUBLE) / CAST({_US_PER_DAY} AS DOUBLE)"
 
 
+def _exact(expr: str) -> str:
+    """A weight as a fixed-point decimal, so that its sums are exact and the same in any order.
+
+    A database sums floating-point values in whatever order its threads meet them, and the last bits of the
+    sum then change from run to run (measured: the decayed counts of one synthetic funnel differed between
+    two runs of the same query), so a model trained on them would too. Sums of decimals are exact; each weight
+    (at most 1) is rounded once to 18 decimal places, far below the features' own precision."""
+    return f"CAST({expr} AS DECIMAL(38, 18))"
+
+
 def where_columns(spec: EventFeatureSpec) -> list[str]:
     """The activity columns the signals filter on, in the order they are passed as `w0`, `w1`, ..."""
     return list(dict.fromkeys(key for signal in spec.signals.values() for key in signal.where))
@@ -85,11 +95,12 @@ def feature_sql(spec: EventFeatureSpec, *, labels: EventLogConfig | None = None)
         condition = " AND ".join([f"activity_type = {_text(signal.activity_type)}",
                                   *(f"{filters[key]} = {_text(value)}" for key, value in signal.where.items())])
         flags.append(f"CASE WHEN {condition} THEN 1 ELSE 0 END AS m{i}")
-        partial += [f"SUM(a.m{i}) AS n{i}", f"SUM(a.m{i} * POWER(0.5, {_days('i.as_of_us - a.ts_us')} / {half_life}))"
-                    f" AS d{i}", f"MAX(CASE WHEN a.m{i} = 1 THEN a.ts_us END) AS t{i}"]
-        total += [f"SUM(b.n{i}) AS s{i}_count", f"SUM(b.d{i} * b.carry) AS s{i}_decayed", f"MAX(b.t{i}) AS t{i}"]
+        weight = _exact(f"a.m{i} * POWER(0.5, {_days('i.as_of_us - a.ts_us')} / {half_life})")
+        partial += [f"SUM(a.m{i}) AS n{i}", f"SUM({weight}) AS d{i}", f"MAX(CASE WHEN a.m{i} = 1 THEN a.ts_us END) AS t{i}"]
+        total += [f"SUM(b.n{i}) AS s{i}_count", f"SUM({_exact(f'CAST(b.d{i} AS DOUBLE) * b.carry')}) AS s{i}_decayed",
+                  f"MAX(b.t{i}) AS t{i}"]
         outputs += [f"CAST(COALESCE(p.s{i}_count, 0) AS DOUBLE) AS s{i}_count",
-                    f"COALESCE(p.s{i}_decayed, 0.0) AS s{i}_decayed",
+                    f"CAST(COALESCE(p.s{i}_decayed, 0) AS DOUBLE) AS s{i}_decayed",
                     f"{_days('o.as_of_us - p.t' + str(i))} AS s{i}_days_since"]
 
     interval_columns = "".join(f", b.{x}{i}" for i in range(len(spec.signals)) for x in "ndt")
