@@ -19,6 +19,7 @@ import leadscore
 from leadscore.api import lead_rows
 from leadscore.data import sources
 from leadscore.errors import InputError
+from leadscore.model.scorer import ScoringContract
 from leadscore.schema import ROW_ID
 from leadscore.scoring import events
 
@@ -135,13 +136,12 @@ def test_explaining_a_whole_file_with_bad_rows_is_refused_naming_them(scorer, ba
 
 
 @dataclass(frozen=True)
-class _RowNumbered:
+class _RowNumbered(ScoringContract):
     """The input contract of a model trained on a table without ids (the row number is the id)."""
 
     id_column: str = ROW_ID
     feature_columns: tuple = ("visits",)
     numeric_columns: tuple = ("visits",)
-    decimal: str = "."
 
 
 def test_a_table_without_ids_numbers_its_rows_as_the_job_does(tmp_path):
