@@ -124,8 +124,11 @@ def _log_training_data(result: TrainingResult, cfg: Config) -> None:
     with warnings.catch_warnings():
         # A local path matches MLflow's local-artifact source twice over; it says so, and picks the right one.
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted", category=UserWarning)
+        # The dataset's schema documents the training table (its label is an integer); the hint about integer
+        # columns concerns model inputs, which are declared untyped (`_signature`).
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
         dataset = mlflow.data.from_pandas(frame, source=source, targets=t.label_column, name=cfg.data.resolved_path.name)
-    mlflow.log_input(dataset, context="training")
+        mlflow.log_input(dataset, context="training")  # infers the schema, hence inside the filters
 
 
 def _register(client: MlflowClient, name: str, model_uri: str, run_id: str, result: TrainingResult,
