@@ -26,8 +26,14 @@ demo: install
 	$(BIN)/leadscore train --config configs/demo.yaml
 	$(BIN)/leadscore promote --config configs/demo.yaml
 	$(BIN)/leadscore generate --leads 3000 --seed 8 --start 2026-06-01 --days 150 --out $(DEMO)/fresh
+	rm -rf $(DEMO)/score_history
 	$(BIN)/leadscore score --model models:/leadscore@champion --input $(DEMO)/fresh --as-of 2026-11-01 \
-		--output $(DEMO)/fresh_scores.csv --top 10
+		--output $(DEMO)/fresh_scores.csv --top 10 --history $(DEMO)/score_history
+	# Two weeks later, the same leads again: the history shows what changed and who crossed MQL / SQL.
+	$(BIN)/leadscore score --model models:/leadscore@champion --input $(DEMO)/fresh --as-of 2026-11-15 \
+		--output $(DEMO)/fresh_scores_2026-11-15.csv --history $(DEMO)/score_history
+	$(BIN)/leadscore history --history $(DEMO)/score_history \
+		--lead "$$( (sed -n 2p $(DEMO)/fresh_scores_2026-11-15.alerts.csv; sed -n 2p $(DEMO)/fresh_scores.csv) | head -1 | cut -d, -f1 | tr -d '"')"
 
 test: install-dev
 	$(BIN)/python -m pytest

@@ -1,12 +1,19 @@
-"""Training rows from an event log: the DuckDB builder against the pandas one, in CPU, wall time and memory.
+"""Training rows from an event log: the DuckDB and Spark builders against the pandas one, in CPU, wall time and memory.
 
-    .venv/bin/python benchmarks/event_features.py [--leads 100000] [--workdir DIR] [--engines pandas duckdb]
+    .venv/bin/python benchmarks/event_features.py [--leads 100000] [--workdir DIR] [--engines pandas duckdb spark]
 
 The synthetic funnel of `--leads` leads is written once into `--workdir` (kept and reused). Each builder
 runs in a fresh process of its own that reads the log and builds the training rows of the demo config
 (`configs/demo.yaml`: its signals and snapshot schedule); the figures are the build's alone: CPU seconds
 from `getrusage(RUSAGE_SELF)` (user + system, every thread, so DuckDB's too), wall seconds, and the
-process's peak resident memory (`os.wait4`) beside its peak after reading the log.
+process's peak resident memory (`os.wait4`) beside its peak after reading the log. Ratios are against the
+pandas builder measured in the same run.
+
+Spark (`--engines spark`, the default when PySpark is installed) runs in local mode on every core
+(`--spark-master`), its session started before the clock starts (the start-up is printed apart). Its work is
+in a Java process beside Python, so its CPU seconds add the JVM's (`psutil`, the bench extra) and its peak
+memory is Python's peak plus the JVM's (`VmHWM`; an upper bound, the two peaks need not coincide). The
+driver gets `--spark-driver-memory` (Spark's default, 1 GB, is too small for the collected rows of 100,000 leads).
 """
 
 from __future__ import annotations
@@ -39,7 +46,41 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def build(engine: str, folder: Path) -> dict:
+def _jvm_processes() -> list:
+    """The processes this one started (Spark's JVM in local mode)."""
+    import psutil
+
+    return psutil.Process().children(recursive=True)
+
+
+def _jvm_cpu_seconds() -> float:
+    total = 0.0
+    for process in _jvm_processes():
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def _jvm_peak_mb() -> float:
+    """The JVM's peak resident memory so far (Linux: VmHWM of /proc/<pid>/status)."""
+    peak = 0.0
+    for process in _jvm_processes():
+        with open(f"/proc/{process.pid}/status") as status:
+            peak += next((int(line.split()[1]) for line in status if line.startswith("VmHWM:")), 0) / 1024
+    return peak
+
+
+def _spark(master: str, driver_memory: str) -> float:
+    """Start the Spark session the builder will pick up as the running one; the seconds it took."""
+    from pyspark.sql import SparkSession
+
+    started = time.perf_counter()
+    (SparkSession.builder.appName("leadscore event features benchmark").master(master)
+     .config("spark.driver.memory", driver_memory).config("spark.ui.showConsoleProgress", "false").getOrCreate())
+    return time.perf_counter() - started
+
+
+def build(engine: str, folder: Path, master: str = "local[*]", driver_memory: str = "6g") -> dict:
     """Read the log and build its training rows with `engine`; what the build cost (run in a child)."""
     from leadscore.features.engines import TRAINING_ROWS
     from leadscore.features.events import EventLogLayout, after_export, export_time, feature_spec, load_event_log
@@ -51,10 +92,16 @@ def build(engine: str, folder: Path) -> dict:
     log = after_export(log, layout, exported)
     spec = feature_spec(log, cfg, hidden=list(cfg.data.personal_columns))
     loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    on_spark = engine == "spark"
+    start_s = _spark(master, driver_memory) if on_spark else 0.0
+    jvm_cpu = _jvm_cpu_seconds() if on_spark else 0.0
     cpu, wall = _cpu_seconds(), time.perf_counter()
     rows = TRAINING_ROWS[engine](log, spec, cfg.event_log, exported)
-    return {"engine": engine, "cpu_s": _cpu_seconds() - cpu, "wall_s": time.perf_counter() - wall,
-            "loaded_mb": loaded_mb, "rows": len(rows), "activities": len(log.activities)}
+    wall = time.perf_counter() - wall
+    cpu = _cpu_seconds() - cpu + ((_jvm_cpu_seconds() - jvm_cpu) if on_spark else 0.0)
+    return {"engine": engine, "cpu_s": cpu, "wall_s": wall, "loaded_mb": loaded_mb, "rows": len(rows),
+            "activities": len(log.activities), "start_s": start_s, "jvm_peak_mb": _jvm_peak_mb() if on_spark else 0.0,
+            "python_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def _child(*argv) -> tuple[dict | None, float]:
@@ -68,11 +115,20 @@ def _child(*argv) -> tuple[dict | None, float]:
     return (json.loads(out.strip().splitlines()[-1]) if out.strip() else None), usage.ru_maxrss / 1024
 
 
+def _default_engines() -> list[str]:
+    """pandas and duckdb, and spark when PySpark is installed."""
+    import importlib.util
+
+    return ["pandas", "duckdb", *(["spark"] if importlib.util.find_spec("pyspark") else [])]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=100_000)
     parser.add_argument("--workdir", type=Path, help="keep the event log here between runs")
-    parser.add_argument("--engines", nargs="+", default=["pandas", "duckdb"], choices=["pandas", "duckdb"])
+    parser.add_argument("--engines", nargs="+", default=_default_engines(), choices=["pandas", "duckdb", "spark"])
+    parser.add_argument("--spark-master", default="local[*]")
+    parser.add_argument("--spark-driver-memory", default="6g")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -84,7 +140,7 @@ def main() -> None:
         generate_to_dir(args.leads, 7, folder)
         return
     if args.child:
-        print(json.dumps(build(args.child, folder)))
+        print(json.dumps(build(args.child, folder, args.spark_master, args.spark_driver_memory)))
         return
 
     if not folder.exists():  # in a process of its own, so that this one stays small
@@ -95,16 +151,25 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     results = {}
     for engine in args.engines:
-        run, peak_mb = _child("--child", engine, "--leads", args.leads, "--workdir", workdir)
+        run, peak_mb = _child("--child", engine, "--leads", args.leads, "--workdir", workdir,
+                              "--spark-master", args.spark_master, "--spark-driver-memory", args.spark_driver_memory)
+        if engine == "spark":  # Python's own peak (os.wait4 may count the JVM's already) plus the JVM's
+            peak_mb = run["python_peak_mb"] + run["jvm_peak_mb"]
         results[engine] = {**run, "peak_mb": peak_mb}
+        jvm = (f", of which the JVM {run['jvm_peak_mb']:,.0f} MB" if engine == "spark" else "")
+        start = f"; session start {run['start_s']:,.1f} s, not counted" if engine == "spark" else ""
         print(f"{engine:>7}: {run['rows']:,} rows from {run['activities']:,} activities: {run['cpu_s']:,.1f} CPU s, "
-              f"{run['wall_s']:,.1f} wall s; peak {peak_mb:,.0f} MB ({run['loaded_mb']:,.0f} MB after reading the log)")
-    if {"pandas", "duckdb"} <= set(results):
-        pandas, duckdb = results["pandas"], results["duckdb"]
-        print(f"pandas / duckdb: CPU {pandas['cpu_s'] / duckdb['cpu_s']:.1f}x, "
-              f"wall {pandas['wall_s'] / duckdb['wall_s']:.1f}x, "
-              f"peak memory {pandas['peak_mb'] / duckdb['peak_mb']:.1f}x, memory above the loaded log "
-              f"{(pandas['peak_mb'] - pandas['loaded_mb']) / max(duckdb['peak_mb'] - duckdb['loaded_mb'], 1):.1f}x")
+              f"{run['wall_s']:,.1f} wall s; peak {peak_mb:,.0f} MB{jvm} ({run['loaded_mb']:,.0f} MB after reading "
+              f"the log{start})")
+    if "pandas" in results:
+        pandas = results["pandas"]
+        for engine, other in results.items():
+            if engine == "pandas":
+                continue
+            print(f"pandas / {engine}: CPU {pandas['cpu_s'] / other['cpu_s']:.1f}x, "
+                  f"wall {pandas['wall_s'] / other['wall_s']:.1f}x, "
+                  f"peak memory {pandas['peak_mb'] / other['peak_mb']:.1f}x, memory above the loaded log "
+                  f"{(pandas['peak_mb'] - pandas['loaded_mb']) / max(other['peak_mb'] - other['loaded_mb'], 1):.1f}x")
 
 
 if __name__ == "__main__":

@@ -108,6 +108,18 @@ def scorer(store):
     return load_model(CHAMPION).scorer
 
 
+@pytest.fixture(scope="module")
+def local_spark():
+    """A local Spark session on two cores (four shuffle partitions), which leadscore's Spark parts pick up as the
+    running session; stopped at the end of the module. A test using it is slow and `helpers.needs_spark`."""
+    from leadscore.spark_session import spark_session
+
+    session, _ = spark_session("local[2]")
+    session.conf.set("spark.sql.shuffle.partitions", "4")
+    yield session
+    session.stop()
+
+
 @pytest.fixture()
 def tracking_store(tmp_path, monkeypatch) -> Path:
     """Point MLflow at a fresh SQLite store in a temporary folder (and work from there)."""

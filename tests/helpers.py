@@ -219,3 +219,19 @@ def _answers(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+# Spark in local mode (the `local_spark` fixture in conftest.py starts the session).
+def _spark_runs_here() -> bool:
+    import importlib.util
+    import shutil
+
+    return importlib.util.find_spec("pyspark") is not None and (
+        shutil.which("java") is not None or bool(os.environ.get("JAVA_HOME")))
+
+
+needs_spark = pytest.mark.skipif(
+    not _spark_runs_here(),
+    reason="Spark needs PySpark (pip install -e '.[spark]'; make test installs it) and Java 17 or newer (a JDK on "
+    "the PATH or JAVA_HOME)",
+)

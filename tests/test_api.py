@@ -49,7 +49,8 @@ def modules_loaded_after(statement: str) -> list[str]:
 
 def test_the_public_names_load_on_first_use_and_scoring_loads_no_training():
     assert set(leadscore.__all__) == {"LeadScoreClassifier", "train", "score", "explain", "load_model", "promote",
-                                      "generate", "__version__"}
+                                      "generate", "read_history", "lead_history", "monitor", "funnel",
+                                      "__version__"}
     assert set(leadscore.__all__) <= set(dir(leadscore)), "dir() lists the public API"
     assert modules_loaded_after("import leadscore") == ["leadscore"], "`import leadscore` loads nothing else"
     loaded = modules_loaded_after("import leadscore; leadscore.score, leadscore.load_model, leadscore.explain")

@@ -19,7 +19,7 @@ import pytest
 SOURCE = Path(__file__).parents[1] / "src"
 PACKAGE = "leadscore"
 # The scoring artifact and its engines; scoring a batch must not load what only training needs.
-SCORING_SIDE = ("leadscore.model", "leadscore.scoring")
+SCORING_SIDE = ("leadscore.model", "leadscore.scoring", "leadscore.history")
 TRAINING_SIDE = ("leadscore.training", "leadscore.reporting")
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import shutil
 import sys
 
 import numpy as np
@@ -15,29 +12,22 @@ from helpers import (
     CHAMPION,
     cli,
     leads_to_score,
+    needs_spark,
     read_output,
     temporary_files,
+    using_store,
     with_problems,
 )
 
-pytestmark = pytest.mark.slow  # scores with the session champion on Spark
+from leadscore.synthetic.funnel import generate_to_dir
 
-needs_spark = pytest.mark.skipif(
-    importlib.util.find_spec("pyspark") is None or (shutil.which("java") is None and not os.environ.get("JAVA_HOME")),
-    reason="Spark needs PySpark (pip install -e '.[spark]'; make test installs it) and Java 17 or newer (a JDK on "
-    "the PATH or JAVA_HOME)",
-)
+pytestmark = pytest.mark.slow  # scores with the session champion on Spark
 
 
 @pytest.fixture(scope="module")
-def spark(store):
+def spark(store, local_spark):
     """A local Spark session on two cores, which the spark engine picks up as the running session."""
-    from leadscore.scoring.spark_engine import spark_session
-
-    session, _ = spark_session("local[2]")
-    session.conf.set("spark.sql.shuffle.partitions", "4")
-    yield session
-    session.stop()
+    return local_spark
 
 
 def score_both(store, frame: pd.DataFrame, fmt: str, *options):
@@ -128,11 +118,70 @@ def test_missing_pyspark_gives_a_clear_message(store, monkeypatch, capsys):
     assert not (store / "no_spark_out.csv").exists()
 
 
-def test_spark_engine_refuses_an_event_log_before_starting_spark(store, synthetic_dir, capsys):
-    code = cli("score", "--model", CHAMPION, "--input", synthetic_dir, "--output", store / "x.csv", "--engine", "spark")
-    err = capsys.readouterr().err
-    assert code == 4 and "snapshot tables" in err and "--engine pandas" in err, err
+def assert_same_up_to_rounding(actual, expected) -> None:
+    """Equal JSON values, floats to 1e-12 (the builders sum decayed weights in another order)."""
+    if isinstance(expected, float):
+        assert actual == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    elif isinstance(expected, (list, dict)):
+        assert type(actual) is type(expected) and len(actual) == len(expected), f"{actual} != {expected}"
+        pairs = zip(actual, expected) if isinstance(expected, list) else ((actual[k], v) for k, v in expected.items())
+        for a, e in pairs:
+            assert_same_up_to_rounding(a, e)
+    else:
+        assert actual == expected
 
+
+@needs_spark
+def test_an_event_log_scores_on_spark_as_on_pandas(demo_run, spark, tmp_path, capsys):
+    # Given the demo model (trained on an event log) and an event log of 300 other leads, some closed by then
+    folder, _, registered = demo_run
+    log_dir = tmp_path / "event_log"
+    generate_to_dir(300, 31, log_dir, start="2026-06-01", days=150)  # its events reach past today
+    as_of = "2026-11-01T00:00:00Z"
+
+    # When each engine scores it as of a moment
+    outputs = {}
+    with using_store(folder):
+        for engine in ("pandas", "spark"):
+            out = tmp_path / f"events_{engine}.parquet"
+            code = cli("score", "--model", registered.uri, "--input", log_dir, "--as-of", as_of, "--output", out,
+                       "--engine", engine)
+            assert code == 0, f"{engine}: {capsys.readouterr().err}"
+            outputs[engine] = out
+        # (and without --as-of, the synthetic log's future-dated events are refused on Spark too, nothing written)
+        refused = tmp_path / "refused.parquet"
+        code = cli("score", "--model", registered.uri, "--input", log_dir, "--output", refused, "--engine", "spark")
+        err = capsys.readouterr().err
+        assert code == 4 and "after the scoring time" in err and not refused.exists(), err
+
+    # Then every lead is scored once on each engine, with the same columns, in the same column order
+    pandas_out, spark_out = (read_output(out) for out in outputs.values())
+    leads = pd.read_parquet(log_dir / "leads.parquet")
+    assert len(pandas_out) == len(spark_out) == len(leads), "every lead of the log is scored"
+    assert list(spark_out.columns) == list(pandas_out.columns), "the same columns, lead_status last"
+    assert pandas_out.columns[-1] == "lead_status"
+    merged = pandas_out.merge(spark_out, on="lead_id", suffixes=("", "_spark"), validate="one_to_one")
+    assert len(merged) == len(leads) and set(merged["lead_id"]) == set(leads["lead_id"])
+    # And the same statuses (some leads closed before the scoring time), scores and other columns
+    assert (merged["lead_status"] == merged["lead_status_spark"]).all()
+    assert {"open", "won"} <= set(merged["lead_status"]), "open and closed leads are both in the log"
+    np.testing.assert_allclose(merged["p_convert_spark"], merged["p_convert"], rtol=1e-9, atol=1e-12)
+    for column in pandas_out.columns.difference(["lead_id", "p_convert", "scored_at"]):
+        ours, theirs = merged[column], merged[f"{column}_spark"]
+        if pd.api.types.is_float_dtype(ours):
+            np.testing.assert_allclose(theirs.astype(float), ours, rtol=1e-9, atol=1e-9, err_msg=column)
+        elif column == "reasons":  # JSON holding each signal's values, decayed sums to rounding
+            for mine, other in zip(ours, theirs):
+                assert_same_up_to_rounding(json.loads(other), json.loads(mine))
+        else:
+            same = (ours.astype("string") == theirs.astype("string")).fillna(False) | (ours.isna() & theirs.isna())
+            assert same.all(), f"column {column} differs"
+    # And nothing rejected, the same drift report, nothing left behind
+    for engine, out in outputs.items():
+        assert pd.read_csv(out.with_suffix(".rejects.csv")).empty, f"{engine}: no rejects"
+    drift = {engine: json.loads(out.with_suffix(".drift.json").read_text()) for engine, out in outputs.items()}
+    assert drift["spark"] == drift["pandas"], "the same drift counts"
+    assert not temporary_files(tmp_path), "no temporary file or folder is left behind"
 
 
 @needs_spark

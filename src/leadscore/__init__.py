@@ -11,6 +11,11 @@ never loads the training stack):
 - `score(model, data)`: score a DataFrame, or run the batch job on a file or event-log folder.
 - `explain(model, data, lead_id)`: a lead's score as base score plus points per field.
 - `generate(n_leads, seed)`: a seeded synthetic funnel with its ground truth.
+- `read_history(path, lead_ids=None, since=None, until=None)`: the score history the batch job appends to
+  (`leadscore score --history`), one row per lead and run (see `leadscore.history`); `lead_history(path, lead_id)`:
+  one lead's scores over time, with what changed and why.
+- `monitor(history, outcomes, out)`: past scores against the outcomes that followed, with a verdict.
+- `funnel(data)`: stage-to-stage conversion per episode from an event log's outcomes.
 
 See `leadscore.api` for the details and `leadscore.cli` for the same as commands.
 """
@@ -33,7 +38,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = version("leadscore")
 
-__all__ = ["LeadScoreClassifier", "__version__", "explain", "generate", "load_model", "promote", "score", "train"]
+__all__ = ["LeadScoreClassifier", "__version__", "explain", "funnel", "generate", "lead_history", "load_model", "monitor",
+           "promote", "read_history", "score", "train"]
 
 # Where each public name lives; imported on first access (PEP 562).
 _PUBLIC = {
@@ -44,6 +50,10 @@ _PUBLIC = {
     "load_model": "leadscore.api",
     "promote": "leadscore.api",
     "generate": "leadscore.api",
+    "read_history": "leadscore.history.store",
+    "lead_history": "leadscore.api",
+    "monitor": "leadscore.api",
+    "funnel": "leadscore.api",
 }
 
 

@@ -1,4 +1,5 @@
-"""The public Python API: train, promote, load, score and explain leads, and generate a synthetic funnel.
+"""The public Python API: train, promote, load, score and explain leads, follow their scores over time, check
+past scores against outcomes, read the funnel, and generate a synthetic funnel.
 
 Every function here is what a `leadscore` command does, callable from Python (the command line is a thin
 layer over them). Modules import lazily inside each function, so that scoring a batch never loads the
@@ -143,6 +144,7 @@ def score(
     as_of: str | None = None, reasons: bool | None = None, top: int = 0, rejects: str | PathLike | None = None,
     config: str | PathLike | None = None, engine: str | None = None, chunk_rows: int | None = None,
     max_reject_share: float | None = None, drift_threshold: float | None = None, spark_master: str | None = None,
+    history: str | PathLike | None = None,
 ):
     """Score leads with a model.
 
@@ -154,6 +156,8 @@ def score(
     and a drift report, and returns its `ScoringReport` (counts, paths, the `top` highest-scoring leads).
     The job's options default to the `scoring` section of the YAML file `config`, else to the built-in
     defaults. The job scores through the registered pyfunc model, so `model` must then be a URI or folder.
+    With `history` (a folder; or the config's `scoring.history`) the job appends its scores to the score
+    history and adds each lead's `score_change` and `change_reasons` (see `leadscore.history`).
     """
     import pandas as pd
 
@@ -161,7 +165,8 @@ def score(
         return _scorer_of(model).predict(data, reasons=True if reasons is None else reasons)
     return _score_file(model, data, output=output, as_of=as_of, reasons=reasons, top=top, rejects=rejects,
                        config=config, engine=engine, chunk_rows=chunk_rows, max_reject_share=max_reject_share,
-                       drift_threshold=drift_threshold, spark_master=spark_master)
+                       drift_threshold=drift_threshold, spark_master=spark_master,
+                       history=None if history is None else str(history))
 
 
 def _score_file(model, data, *, output, as_of, reasons, top, rejects, config, **options) -> ScoringReport:
@@ -260,18 +265,53 @@ def _all_rows(scorer, location, as_of: str | None) -> pd.DataFrame:
 
 
 def generate(n_leads: int, seed: int = 0, out: str | PathLike | None = None, *, fmt: str = "parquet",
-             start: str = "2025-01-01", days: int = 730):
+             start: str = "2025-01-01", days: int = 730, sal_rejections: bool = False, recycling: bool = False):
     """A seeded synthetic funnel of `n_leads` leads created over `days` days from `start`, with its ground truth.
 
     Without `out`, returns the tables in memory (`SyntheticFunnel`: leads, activities, outcomes, truth);
     with `out`, writes them into that folder as `fmt` files (memory stays bounded) and returns their
-    paths by table name. The same arguments always give the same data.
+    paths by table name. The same arguments always give the same data; `sal_rejections` adds a
+    `SAL_rejected` outcome for each MQL sales did not accept, and changes nothing else; `recycling` also
+    brings rejected leads back for a second episode (`leadscore.synthetic.funnel`).
     """
     from leadscore.synthetic.funnel import generate_funnel, generate_to_dir
 
     if out is None:
-        return generate_funnel(n_leads, seed, start=start, days=days)
-    return generate_to_dir(n_leads, seed, out, fmt=fmt, start=start, days=days)
+        return generate_funnel(n_leads, seed, start=start, days=days, sal_rejections=sal_rejections,
+                               recycling=recycling)
+    return generate_to_dir(n_leads, seed, out, fmt=fmt, start=start, days=days, sal_rejections=sal_rejections,
+                           recycling=recycling)
+
+
+def lead_history(history: str | PathLike, lead_id) -> pd.DataFrame:
+    """One lead's scores over time from the score history folder `history` (`score(..., history=...)`), oldest
+    first: score, `score_change`, `change_reasons` (JSON, points per field), alerts. An `InputError` when the
+    history is empty or holds no score of this lead. `leadscore.read_history` reads the whole history."""
+    from leadscore.history.trajectory import lead_trajectory
+
+    return lead_trajectory(history, lead_id)
+
+
+def monitor(history: str | PathLike, outcomes: str | PathLike, out: str | PathLike = "monitoring", **options):
+    """Set the scores in the history folder `history` against what happened since (`outcomes`: an event-log
+    folder or an outcomes table): realised conversion by band and grade, calibration, ranking and a verdict
+    (nothing to do, recalibrate, retrain) per model version; writes the report into `out` and logs an MLflow
+    run. `options` are those of `leadscore.monitoring.job.monitor_history` (`model`, `issued_days_ago`, `since`,
+    `until`, `observed_until`, `horizon_days`, `backtest_auc`, `conversion_stage`, `track`). Returns its
+    `MonitoringReport`."""
+    from leadscore.monitoring.job import monitor_history
+
+    return monitor_history(history, outcomes, out, **options)
+
+
+def funnel(data: str | PathLike, *, by: str | None = None, scores: str | PathLike | None = None,
+           config: str | PathLike | None = None, stages: list[str] | None = None, as_of=None) -> pd.DataFrame:
+    """Stage-to-stage conversion (MQL -> SAL -> SQL -> won) per episode from the outcomes of the event-log folder
+    `data`, with exact intervals and the days between stages; by the column `by` (of the leads table or of
+    `scores`), or by score band with `scores` alone. See `leadscore.monitoring.funnel`."""
+    from leadscore.monitoring.funnel import funnel_from_folder
+
+    return funnel_from_folder(data, by=by, scores=scores, config=config, stages=stages, as_of=as_of)
 
 
 def _config(config) -> Config:

@@ -1,4 +1,4 @@
-"""`leadscore` command line: init, check, generate, train, promote, export, score, explain.
+"""`leadscore` command line: init, check, generate, train, promote, export, score, explain, monitor, funnel.
 
 Exit codes: 0 success, 2 bad usage, 3 bad config, 4 bad input data, 5 tracking server or registry
 failure or a model that cannot be loaded, 6 an output that cannot be written (disk full, permission
@@ -22,7 +22,8 @@ log = logging.getLogger("leadscore")
 def _generate(args: argparse.Namespace) -> None:
     from leadscore import generate
 
-    paths = generate(args.leads, args.seed, args.out, fmt=args.format, start=args.start, days=args.days)
+    paths = generate(args.leads, args.seed, args.out, fmt=args.format, start=args.start, days=args.days,
+                     sal_rejections=args.sal_rejections, recycling=args.recycling)
     print(f"wrote {args.leads} synthetic leads (seed {args.seed}) to {args.out}: {', '.join(sorted(p.name for p in paths.values()))}")
 
 
@@ -54,7 +55,9 @@ def _training_summary(result) -> str:
     from leadscore.config import PointsCutoffs
 
     split = result.split
+    label = [f"label: {result.table.label_description}"] if result.table.label_description else []
     lines = [
+        *label,
         f"model: {result.winner.name}, calibration: {result.winner.calibration_method}, split: {split.method} "
         f"(train {len(split.train)}, calibration {len(split.calibration)}, test {len(split.test)} rows; "
         f"{split.purged_rows} purged)",
@@ -105,7 +108,7 @@ def _score(args: argparse.Namespace) -> None:
             args.model, args.input, output=args.output, as_of=args.as_of, reasons=args.reasons, top=args.top,
             rejects=args.rejects, config=args.config, engine=args.engine, chunk_rows=args.chunk_rows,
             max_reject_share=args.max_reject_share, drift_threshold=args.drift_threshold,
-            spark_master=args.spark_master,
+            spark_master=args.spark_master, history=args.history,
         )
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -113,6 +116,13 @@ def _score(args: argparse.Namespace) -> None:
     if report.top is not None:
         print(f"top {len(report.top)} open leads:" if STATUS_COLUMN in report.top.columns else f"top {len(report.top)} leads:")
         print(_leads_table(report.top.drop(columns=[*PROVENANCE_COLUMNS, STATUS_COLUMN, "reasons"], errors="ignore")))
+
+
+def _history(args: argparse.Namespace) -> None:
+    from leadscore import lead_history
+    from leadscore.history.trajectory import format_trajectory
+
+    print(format_trajectory(lead_history(args.history, args.lead), reasons=args.reasons))
 
 
 def _leads_table(leads) -> str:
@@ -143,6 +153,35 @@ def _explain(args: argparse.Namespace) -> None:
     print(describe_lead(scorer, lead_rows(scorer, args.input, args.lead, as_of=args.as_of)))
 
 
+def _monitor(args: argparse.Namespace) -> None:
+    from leadscore import monitor
+
+    done = monitor(
+        args.history, args.outcomes, args.out, model=args.model, issued_days_ago=args.issued_days_ago,
+        since=args.since, until=args.until, observed_until=args.observed_until, horizon_days=args.horizon_days,
+        backtest_auc=args.backtest_auc, conversion_stage=args.conversion_stage, track=args.tracking,
+    )
+    for name, group in done.result.groups.items():
+        print(f"{name}: {group.verdict.text()}")
+    logged = f"; MLflow run {done.run_id}" if done.run_id else ""
+    print(f"report: {done.files['monitoring.md']}{logged}")
+
+
+def _funnel(args: argparse.Namespace) -> None:
+    from leadscore import funnel
+    from leadscore.monitoring.funnel import as_text, output_format, write_table
+
+    stages = [name.strip() for name in args.stages.split(",") if name.strip()] if args.stages else None
+    if args.out:
+        output_format(args.out)  # a file name without a known ending fails before any work
+    table = funnel(args.input, by=args.by, scores=args.scores, config=args.config, stages=stages,
+                               as_of=args.as_of)
+    print(as_text(table))
+    if args.out:
+        write_table(table, args.out)
+        print(f"wrote {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leadscore", description="Predictive lead scoring.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and show tracebacks")
@@ -166,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     gen.add_argument("--start", default="2025-01-01", help="first lead creation date")
     gen.add_argument("--days", type=int, default=730, help="days over which leads are created")
+    gen.add_argument("--sal-rejections", action="store_true", help="also write a SAL_rejected outcome for each MQL "
+                     "sales did not accept (every other row stays the same)")
+    gen.add_argument("--recycling", action="store_true", help="also bring rejected leads back as MQLs for a second "
+                     "episode (implies --sal-rejections)")
     gen.set_defaults(run=_generate)
 
     tr = commands.add_parser("train", help="train, evaluate, log to MLflow and register as challenger")
@@ -204,7 +247,43 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--spark-master", help="Spark master URL (default: $LEADSCORE_SPARK_MASTER, the config, local[*])")
     sc.add_argument("--no-reasons", dest="reasons", action="store_const", const=False,
                     help="leave out the reason columns (faster)")
+    sc.add_argument("--history", help="score history folder to append to (default: the config's scoring.history); "
+                    "adds score_change and change_reasons, and writes <output stem>.alerts.csv")
     sc.set_defaults(run=_score)
+
+    hi = commands.add_parser("history", help="print a lead's scores over time, what changed and the MQL/SQL crossings")
+    hi.add_argument("--history", required=True, help="the score history folder (leadscore score --history)")
+    hi.add_argument("--lead", required=True, help="the lead's id")
+    hi.add_argument("--reasons", type=int, default=3, help="reasons shown per change (default 3)")
+    hi.set_defaults(run=_history)
+
+    mo = commands.add_parser("monitor", help="compare past scores with what happened: calibration, ranking, verdict")
+    mo.add_argument("--history", required=True, help="score-history folder (scored_date=YYYY-MM-DD/<run>.parquet)")
+    mo.add_argument("--outcomes", required=True, help="event-log folder, or an outcomes table (lead_id, stage, timestamp)")
+    mo.add_argument("--model", help="the model that issued the scores (default: each version of the history, "
+                    "from the registry)")
+    mo.add_argument("--out", default="monitoring", help="folder for monitoring.md, monitoring.json and the plots")
+    mo.add_argument("--issued-days-ago", type=int, help="the scores issued on the day this many days before the "
+                    "observation time (default: every score of the history)")
+    mo.add_argument("--since", help="first scoring time of the window (inclusive)")
+    mo.add_argument("--until", help="end of the window (exclusive)")
+    mo.add_argument("--observed-until", help="when the outcomes were exported (default: the last recorded time)")
+    mo.add_argument("--horizon-days", type=float, help="the horizon p_convert refers to (default: the model's)")
+    mo.add_argument("--backtest-auc", type=float, help="ROC AUC to hold the ranking to (default: the registered one)")
+    mo.add_argument("--conversion-stage", default="won", help="the outcome stage that counts as converted")
+    mo.add_argument("--no-tracking", dest="tracking", action="store_false", help="do not log the run to MLflow")
+    mo.set_defaults(run=_monitor)
+
+    fu = commands.add_parser("funnel", help="stage-to-stage conversion (MQL -> SAL -> SQL -> won) per episode, "
+                             "with exact intervals and the days between stages")
+    fu.add_argument("--input", required=True, help="event-log folder (its outcomes table; leads for --by)")
+    fu.add_argument("--by", help="segment by this column of the scores file or the leads table")
+    fu.add_argument("--scores", help="a scores file (leadscore score --output): without --by, by score band")
+    fu.add_argument("--out", help="also write the table here, atomically: .csv or .md")
+    fu.add_argument("--config", help="take stage names (funnel section) and table and column names from this config")
+    fu.add_argument("--stages", help="the funnel stages in order, comma-separated (default: MQL,SAL,SQL,won)")
+    fu.add_argument("--as-of", help="the export time, for the too-recent rule (default: the last outcome recorded)")
+    fu.set_defaults(run=_funnel)
     return parser
 
 

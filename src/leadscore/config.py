@@ -133,6 +133,10 @@ class EventLogConfig(_Strict):
     stage_column: str = "stage"
     conversion_stage: str = "won"
     terminal_stages: list[str] = Field(default_factory=lambda: ["won", "lost"])
+    from_stage: str | None = Field(
+        None, description="transition target: rows only for leads that reached this stage before the snapshot and "
+        "not yet conversion_stage or a terminal stage; the label is reaching conversion_stage within horizon_days",
+    )
     snapshots: SnapshotSchedule
     horizon_days: int = Field(90, gt=0, description="label: converted within this many days after the snapshot")
     half_life_days: float = Field(30.0, gt=0, description="engagement decay: an event's weight halves every half-life")
@@ -148,9 +152,10 @@ class EventLogConfig(_Strict):
         False, description="leave out (with their count logged) events and leads dated after the export time "
         "instead of refusing them",
     )
-    engine: Literal["duckdb", "pandas"] = Field(
+    engine: Literal["duckdb", "pandas", "spark"] = Field(
         "duckdb", description="what builds the training rows: duckdb (one SQL query over all snapshots, about 5 "
-        "times less CPU) or pandas (the reference builder); both give the same rows",
+        "times less CPU), spark (the same query on a Spark session; the spark extra) or pandas (the reference "
+        "builder); all give the same rows",
     )
 
     @field_validator("exported_at")
@@ -159,6 +164,45 @@ class EventLogConfig(_Strict):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value
+
+    @model_validator(mode="after")
+    def _transition_is_a_step(self) -> EventLogConfig:
+        if self.from_stage is not None:
+            if self.from_stage == self.conversion_stage:
+                raise ValueError(f"event_log.from_stage and conversion_stage are both '{self.from_stage}': a transition "
+                                 "goes from one stage to another")
+            if self.from_stage in self.terminal_stages:
+                raise ValueError(f"event_log.from_stage '{self.from_stage}' is a terminal stage, so no lead is still "
+                                 "open after it: choose a stage before the end of the funnel")
+        return self
+
+
+class FunnelConfig(_Strict):
+    """Funnel analytics (`leadscore funnel`, `leadscore.monitoring.funnel`): the stage names of the outcomes log."""
+
+    stages: list[str] = Field(
+        default_factory=lambda: ["MQL", "SAL", "SQL", "won"], min_length=2,
+        description="the funnel in order; the first is the entry stage that starts an episode",
+    )
+    rejected_stage: str | None = Field(
+        "SAL_rejected", description="sales rejected the lead: a decided 'no' on the step into the second stage",
+    )
+    recycle_stages: list[str] = Field(
+        default_factory=lambda: ["lost", "recycled"],
+        description="outcomes that close an episode (as a rejection does): a later entry stage starts a new one",
+    )
+    too_recent_days: int = Field(
+        30, gt=0, description="an episode that reached a stage fewer days than this before the export, with no "
+        "later outcome, is counted as too recent instead of as not converted",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> FunnelConfig:
+        named = [*self.stages, *([self.rejected_stage] if self.rejected_stage else []), *self.recycle_stages]
+        repeated = sorted({name for name in named if named.count(name) > 1})
+        if repeated:
+            raise ValueError(f"funnel: each stage name has one role only; named twice: {', '.join(repeated)}")
+        return self
 
 
 class FeatureGroups(_Strict):
@@ -508,6 +552,7 @@ class ScoringConfig(_Strict):
     drift_threshold: float = Field(0.2, gt=0, description="population stability index above which a column is reported as drifted")
     reasons: bool = Field(True, description="write each lead's reasons; false leaves those columns out (faster)")
     spark_master: str | None = Field(None, description="Spark master URL (LEADSCORE_SPARK_MASTER overrides it); default local[*]")
+    history: str | None = Field(None, description="score history folder: each run appends its scores, with changes and alerts")
 
 
 class Config(_Strict):
@@ -526,6 +571,7 @@ class Config(_Strict):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     leakage: LeakageConfig = Field(default_factory=LeakageConfig)
+    funnel: FunnelConfig = Field(default_factory=FunnelConfig)
 
     @model_validator(mode="after")
     def _form_has_its_section(self) -> Config:

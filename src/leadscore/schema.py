@@ -7,7 +7,8 @@
 - `is_mql`, `is_sql`: `p_convert` at or above the cutoffs chosen by policy (see `leadscore.model.cutoffs`).
 - `reasons` (JSON), `reason_1` ... `reason_k`: each lead's strongest reasons in score points (see
   `leadscore.model.explainer`).
-A scoring job adds the provenance columns (and `lead_status` for an event log).
+A scoring job adds the provenance columns (and `lead_status` for an event log); with a score history
+(`--history`) also `score_change` and `change_reasons` (see `leadscore.history.changes`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ SCORE_SCALE = 100.0
 OUTPUT_COLUMNS = ("p_convert", "score")
 PROVENANCE_COLUMNS = ("model_name", "model_version", "scored_at")
 STATUS_COLUMN = "lead_status"
+CHANGE_COLUMNS = ("score_change", "change_reasons")  # only with a score history
 
 
 def probability_to_score(p: np.ndarray) -> np.ndarray:

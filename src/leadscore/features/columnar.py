@@ -8,7 +8,7 @@ leads table). Training uses it by default (`event_log.engine: duckdb`, `leadscor
 The query (`feature_sql`) is generated once from the `EventFeatureSpec` and covers every snapshot at once:
 activities are summed per lead and snapshot interval, the intervals up to each snapshot are added up for
 every lead open at it (created before it, no terminal stage before it), and the label looks ahead from it.
-It is plain SQL (CTEs, joins, GROUP BY, LAG, CASE, COALESCE, POWER, CAST) that Spark SQL runs as well: it
+It is plain SQL (CTEs, joins, GROUP BY, LAG, CASE, COALESCE, POWER, CAST, CONCAT, CHR) that Spark SQL runs as well: it
 names only its own tables and columns, never a column of the export (activity-property filters arrive as
 `w0`, `w1`, ...; outputs are `s0_count`, ...), and takes timestamps as epoch microseconds (BIGINT), so no
 date function of either dialect is needed. Its input tables:
@@ -21,15 +21,18 @@ date function of either dialect is needed. Its input tables:
 Events carry their lead's row number, not its id (looked up once with `pyarrow.compute.index_in`), so every
 join is on integers; an engine reading the export itself would get it by joining on the id. Profile columns
 are not in the query: they are taken from the leads table by `lead_row`, so they keep their pandas types.
-DuckDB-specific is only the runner (`_connect`: Arrow tables registered as views, the spill folder, the
-optional memory limit and threads), not the query. Timestamps are read at microsecond precision (finer parts
-are dropped), and a `where` filter compares the activity property as text, as the pandas builder does.
+Engine-specific is only the runner (a `Runner`: the input tables in, the result out as Arrow), not the query:
+DuckDB's here (`_connect`: Arrow tables registered as views, the spill folder, the optional memory limit and
+threads), Spark's in `leadscore.features.spark`; `training_rows_on` and `features_as_of_on` take either.
+Timestamps are read at microsecond precision (finer parts are dropped), and a `where` filter compares the
+activity property as text, as the pandas builder does. Text constants of the spec (activity types, `where`
+values) are written so that both dialects read them alike (`_text`).
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -51,11 +54,25 @@ from leadscore.features.events import (
 _US_PER_DAY = 86_400_000_000
 _KINDS = ("count", "decayed", "days_since")
 _FIRST_US = -(2**62)  # before any time (146,000 years BC): where the first snapshot's interval starts
+# Runs the query on its input tables (by name) and returns its result: the one engine-specific part.
+Runner = Callable[[dict[str, pa.Table], str], pa.Table]
 
 
 def _text(value: str) -> str:
-    """A SQL string literal (quotes doubled: DuckDB and Spark SQL both read it so)."""
-    return "'" + str(value).replace("'", "''") + "'"
+    """A SQL string literal that DuckDB and Spark SQL both read as `value`.
+
+    The dialects escape differently (DuckDB doubles a quote, Spark reads `''` as two literals to concatenate and a
+    backslash as an escape), so a quote or a backslash is spelled `CHR(39)` or `CHR(92)`, joined with CONCAT."""
+    parts, plain = [], ""
+    for char in str(value):
+        if char in "'\\":
+            parts += ([f"'{plain}'"] if plain else []) + [f"CHR({ord(char)})"]
+            plain = ""
+        else:
+            plain += char
+    if plain or not parts:
+        parts.append(f"'{plain}'")
+    return parts[0] if len(parts) == 1 else f"CONCAT({', '.join(parts)})"
 
 
 def _days(expr: str) -> str:
@@ -117,6 +134,15 @@ def feature_sql(spec: EventFeatureSpec, *, labels: EventLogConfig | None = None)
     ]
     if labels is not None:
         terminal = ", ".join(map(_text, spec.terminal_stages)) or "NULL"
+        # A transition target (event_log.from_stage): only leads that reached from_stage before the snapshot and
+        # had not yet converted, as in the pandas builder.
+        entered_join = entered_where = ""
+        if labels.from_stage is not None:
+            ctes.append(f"entered AS (SELECT lead_row, MIN(ts_us) AS entered_us FROM outcome_rows "
+                        f"WHERE stage = {_text(labels.from_stage)} GROUP BY lead_row)")
+            entered_join = " JOIN entered e ON e.lead_row = l.lead_row"
+            entered_where = (" AND e.entered_us < s.as_of_us "
+                             "AND (v.converted_us IS NULL OR v.converted_us >= s.as_of_us)")
         ctes += [
             f"closed AS (SELECT lead_row, MIN(ts_us) AS closed_us FROM outcome_rows WHERE stage IN ({terminal}) "
             "GROUP BY lead_row)",
@@ -124,8 +150,8 @@ def feature_sql(spec: EventFeatureSpec, *, labels: EventLogConfig | None = None)
             f"WHERE stage = {_text(labels.conversion_stage)} GROUP BY lead_row)",
             "open_leads AS (SELECT s.snapshot_row, s.as_of_us, l.lead_row, l.created_us, v.converted_us "
             "FROM snapshot_rows s JOIN lead_rows l ON l.created_us < s.as_of_us "
-            "LEFT JOIN closed c ON c.lead_row = l.lead_row LEFT JOIN converted v ON v.lead_row = l.lead_row "
-            "WHERE c.closed_us IS NULL OR c.closed_us >= s.as_of_us)",
+            "LEFT JOIN closed c ON c.lead_row = l.lead_row LEFT JOIN converted v ON v.lead_row = l.lead_row"
+            f"{entered_join} WHERE (c.closed_us IS NULL OR c.closed_us >= s.as_of_us){entered_where})",
         ]
     else:
         ctes.append("open_leads AS (SELECT s.snapshot_row, s.as_of_us, l.lead_row, l.created_us "
@@ -218,14 +244,17 @@ def _connect(threads: int | None, memory_limit: str | None) -> Iterator:
             con.close()
 
 
-def _run(spec: EventFeatureSpec, tables: dict[str, pa.Table], sql: str, threads: int | None,
-         memory_limit: str | None) -> pa.Table:
-    with _connect(threads, memory_limit) as con:
-        for name, table in tables.items():
-            con.register(name, table)
-        result = con.execute(sql)
-        reader = result.to_arrow_reader() if hasattr(result, "to_arrow_reader") else result.fetch_record_batch()
-        return reader.read_all()
+def _duckdb(threads: int | None, memory_limit: str | None) -> Runner:
+    """The DuckDB runner: the tables registered as views of an in-memory connection, the result read as Arrow."""
+    def run(tables: dict[str, pa.Table], sql: str) -> pa.Table:
+        with _connect(threads, memory_limit) as con:
+            for name, table in tables.items():
+                con.register(name, table)
+            result = con.execute(sql)
+            reader = result.to_arrow_reader() if hasattr(result, "to_arrow_reader") else result.fetch_record_batch()
+            return reader.read_all()
+
+    return run
 
 
 def _frame(result: pa.Table, leads: pd.DataFrame, spec: EventFeatureSpec) -> pd.DataFrame:
@@ -243,11 +272,33 @@ def _frame(result: pa.Table, leads: pd.DataFrame, spec: EventFeatureSpec) -> pd.
     return out
 
 
+def features_as_of_on(run: Runner, leads: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Timestamp,
+                      spec: EventFeatureSpec) -> pd.DataFrame:
+    """`leadscore.features.events.features_as_of` from `feature_sql` run by `run`: one row per lead, in the order
+    of `leads`."""
+    tables = _tables(leads, activities, None, pd.DatetimeIndex([as_of]), spec)
+    return _frame(run(tables, feature_sql(spec)), leads, spec)
+
+
+def training_rows_on(run: Runner, log: EventLog, spec: EventFeatureSpec, log_cfg: EventLogConfig,
+                     observed_until: pd.Timestamp | None = None) -> pd.DataFrame:
+    """`leadscore.features.events.training_rows` from `feature_sql` run by `run`, one query over all snapshots."""
+    snapshots = pd.DatetimeIndex(check_label_windows(log, spec, log_cfg, observed_until))
+    tables = _tables(log.leads, log.activities, log.outcomes, snapshots, spec)
+    result = run(tables, feature_sql(spec, labels=log_cfg))
+    if result.num_rows == 0:
+        raise no_open_lead(spec)
+    out = _frame(result, log.leads, spec)
+    out[LABEL_COLUMN] = result.column(LABEL_COLUMN).to_numpy().astype("int8")
+    out[DAYS_TO_CONVERSION] = result.column(DAYS_TO_CONVERSION).to_numpy(zero_copy_only=False).astype("float64")
+    out[SNAPSHOT_COLUMN] = snapshots.take(result.column("snapshot_row").to_numpy())
+    return out
+
+
 def features_as_of(leads: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Timestamp, spec: EventFeatureSpec, *,
                    threads: int | None = None, memory_limit: str | None = None) -> pd.DataFrame:
     """`leadscore.features.events.features_as_of` computed by DuckDB: one row per lead, in the order of `leads`."""
-    tables = _tables(leads, activities, None, pd.DatetimeIndex([as_of]), spec)
-    return _frame(_run(spec, tables, feature_sql(spec), threads, memory_limit), leads, spec)
+    return features_as_of_on(_duckdb(threads, memory_limit), leads, activities, as_of, spec)
 
 
 def training_rows(log: EventLog, spec: EventFeatureSpec, log_cfg: EventLogConfig,
@@ -257,13 +308,4 @@ def training_rows(log: EventLog, spec: EventFeatureSpec, log_cfg: EventLogConfig
 
     `threads` and `memory_limit` (e.g. "4GB") are DuckDB's settings (default: all cores, 80% of memory);
     past the limit the query spills to a temporary folder."""
-    snapshots = pd.DatetimeIndex(check_label_windows(log, spec, log_cfg, observed_until))
-    tables = _tables(log.leads, log.activities, log.outcomes, snapshots, spec)
-    result = _run(spec, tables, feature_sql(spec, labels=log_cfg), threads, memory_limit)
-    if result.num_rows == 0:
-        raise no_open_lead(spec)
-    out = _frame(result, log.leads, spec)
-    out[LABEL_COLUMN] = result.column(LABEL_COLUMN).to_numpy().astype("int8")
-    out[DAYS_TO_CONVERSION] = result.column(DAYS_TO_CONVERSION).to_numpy(zero_copy_only=False).astype("float64")
-    out[SNAPSHOT_COLUMN] = snapshots.take(result.column("snapshot_row").to_numpy())
-    return out
+    return training_rows_on(_duckdb(threads, memory_limit), log, spec, log_cfg, observed_until)

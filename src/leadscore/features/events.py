@@ -3,6 +3,9 @@
 A training row is a lead *as it looked at a snapshot time*: only events strictly before the
 snapshot are used, the label is whether the lead converted within the horizon after it, and
 leads that had already reached a terminal stage (won or lost) before the snapshot are left out.
+With a transition target (`event_log.from_stage`, e.g. MQL → SQL) a lead has a row only once it has
+reached `from_stage` before the snapshot and not yet `conversion_stage`, and the label is whether it
+reaches `conversion_stage` within the horizon.
 Changing or deleting events after the snapshot therefore changes no feature.
 
 Lead ids are read as text in every table (`000123` stays `000123`). Events dated before their lead's
@@ -307,6 +310,32 @@ def check_label_windows(log: EventLog, spec: EventFeatureSpec, log_cfg: EventLog
     return snapshots
 
 
+def check_target_stages(log: EventLog, layout: EventLogLayout, log_cfg: EventLogConfig) -> None:
+    """For a transition target (`event_log.from_stage`), fail unless both of its stages occur in the outcomes.
+
+    A stage name that the export spells otherwise would give no row (from_stage) or no conversion at all; the
+    `ConfigError` lists the stages the outcomes hold."""
+    if log_cfg.from_stage is None or log.outcomes is None:
+        return
+    seen = sorted(log.outcomes[layout.stage_column].astype("string").dropna().unique())
+    absent = [f"event_log.{key}: '{name}'" for key, name in (("from_stage", log_cfg.from_stage),
+                                                              ("conversion_stage", log_cfg.conversion_stage))
+              if name not in seen]
+    if absent:
+        raise ConfigError(f"the transition target names stage(s) the outcomes never hold ({'; '.join(absent)}); "
+                          f"stages seen in the {layout.outcomes_table} table: {', '.join(repr(s) for s in seen) or 'none'}")
+
+
+def label_text(log_cfg: EventLogConfig) -> str:
+    """What the label (and so p_convert) means for an event log, in one sentence for people."""
+    if log_cfg.from_stage is not None:
+        return (f"a lead that had reached stage `{log_cfg.from_stage}` but not yet `{log_cfg.conversion_stage}` or a "
+                f"terminal stage reaches `{log_cfg.conversion_stage}` within {log_cfg.horizon_days} days after the "
+                f"snapshot: p_convert is the probability of the transition {log_cfg.from_stage} → "
+                f"{log_cfg.conversion_stage}")
+    return f"the lead reached stage `{log_cfg.conversion_stage}` within {log_cfg.horizon_days} days after the snapshot"
+
+
 def no_open_lead(spec: EventFeatureSpec) -> InputError:
     """The error when no lead is open at any snapshot time."""
     return InputError(
@@ -331,9 +360,16 @@ def training_rows(log: EventLog, spec: EventFeatureSpec, log_cfg: EventLogConfig
     created = log.leads[spec.layout.created_column]
     closed = log.leads[spec.layout.id_column].map(closed_at)
     conversion = log.leads[spec.layout.id_column].map(converted_at)
+    entered = None
+    if log_cfg.from_stage is not None:
+        entered_at = ts[stage == log_cfg.from_stage].groupby(outcomes[spec.layout.id_column]).min()
+        entered = log.leads[spec.layout.id_column].map(entered_at)
     rows = []
     for as_of in snapshots:
         open_now = (created < as_of) & ~(closed < as_of).fillna(False)
+        if entered is not None:
+            # A transition target: the lead reached from_stage before the snapshot and has not converted yet.
+            open_now &= (entered < as_of).fillna(False) & ~(conversion < as_of).fillna(False)
         if not open_now.any():
             continue
         frame = features_as_of(log.leads[open_now], log.activities, as_of, spec)

@@ -14,6 +14,7 @@ import logging
 import pandas as pd
 
 from leadscore.config import Config, PointsCutoffs
+from leadscore.features.events import label_text
 from leadscore.model.cutoffs import Cutoffs
 from leadscore.model.rules import PointsScorer
 from leadscore.reporting.importance import GlobalExplanations
@@ -132,8 +133,7 @@ def _data_section(result: TrainingResult, cfg: Config, fallback: bool) -> str:
 
 def _label_text(cfg: Config) -> str:
     if cfg.event_log is not None:
-        return (f"Label: the lead reached stage `{cfg.event_log.conversion_stage}` within {cfg.event_log.horizon_days} "
-                "days after the snapshot.")
+        return f"Label: {label_text(cfg.event_log)}."
     return f"Label: `{cfg.data.label_column}` equals `{cfg.data.positive_label}`."
 
 
@@ -262,8 +262,14 @@ def _use_section(result: TrainingResult, cfg: Config, fallback: bool) -> str:
             limits.append("- No candidate beat a constant predictor (the base rate) beyond noise in the rolling backtest: "
                           "treat the ranking as weak.")
     if cfg.event_log is not None:
-        limits.append(f"- A score is the chance of conversion within {cfg.event_log.horizon_days} days of scoring; "
-                      "leads that convert later count as not converted in training.")
+        if cfg.event_log.from_stage is not None:
+            limits.append(f"- A score is the chance that a lead at stage {cfg.event_log.from_stage} reaches "
+                          f"{cfg.event_log.conversion_stage} within {cfg.event_log.horizon_days} days of scoring, not the "
+                          f"chance of a sale; it was learned only from leads past {cfg.event_log.from_stage}, so it "
+                          "says little about leads that have not reached it.")
+        else:
+            limits.append(f"- A score is the chance of conversion within {cfg.event_log.horizon_days} days of scoring; "
+                          "leads that convert later count as not converted in training.")
     limits.append("- Correlation, not cause: a driver raising the score does not mean acting on it raises conversion.")
     return "\n".join(["## Intended use and limits", "", intended, "", not_for, "", *limits])
 

@@ -2,7 +2,9 @@
 
 An event log is featurised in memory (a lead's point-in-time features need its whole history, which a
 row stream does not give), with the feature definition stored in the model (`LeadScorer.event_spec`),
-so that scoring computes exactly what training computed.
+so that scoring computes exactly what training computed. The pandas engine (and `leadscore explain`) compute
+the features with the pandas builder; the spark engine passes its own builder (`leadscore.features.spark`,
+the same query as DuckDB's), and everything else here (the scoring time, refusals, statuses) is shared.
 
 The scoring time. With `--as-of`, the leads are scored as they were at that moment and later events are
 ignored, as in training: that is what a backtest asks for. Without it, the scoring time is the export's
@@ -48,6 +50,8 @@ from leadscore.features.events import EventFeatureSpec, EventLog, features_as_of
 from leadscore.scoring.job import require_input_columns
 
 log = logging.getLogger(__name__)
+# Features of `leads` as of a moment from `activities`, as `leadscore.features.events.features_as_of` computes them.
+FeaturesAsOf = Callable[[pd.DataFrame, pd.DataFrame, pd.Timestamp, EventFeatureSpec], pd.DataFrame]
 
 
 def event_spec_of(scorer, folder: str | os.PathLike) -> EventFeatureSpec:
@@ -102,9 +106,13 @@ def refuse_future_events(event_log: EventLog, spec: EventFeatureSpec, moment: pd
             )
 
 
-def event_log_features(scorer, source: EventLogFolder, as_of: str | None) -> tuple[pd.DataFrame, pd.Series]:
+def event_log_features(scorer, source: EventLogFolder, as_of: str | None,
+                       build: FeaturesAsOf = features_as_of) -> tuple[pd.DataFrame, pd.Series]:
     """Features as of `as_of` (default: the last recorded event) for every lead in the log, and each
-    lead's status then: its last terminal stage before that moment, else "open"."""
+    lead's status then: its last terminal stage before that moment, else "open".
+
+    `build` computes the features (`leadscore.features.events.features_as_of`, the pandas builder, unless an
+    engine gives its own, such as Spark's); reading the log, the scoring time and the statuses are the same."""
     spec = event_spec_of(scorer, source.location)
     layout = spec.layout
     event_log = load_event_log(source.location, layout, with_outcomes=source.has_table(layout.outcomes_table),
@@ -117,7 +125,7 @@ def event_log_features(scorer, source: EventLogFolder, as_of: str | None) -> tup
             f"leads created after the scoring time {moment}", column=layout.created_column,
             rows=[int(i) + 1 for i in late.to_numpy().nonzero()[0]], fix="score as of a later time (--as-of)",
         )
-    features = features_as_of(event_log.leads, event_log.activities, moment, spec)
+    features = build(event_log.leads, event_log.activities, moment, spec)
     status = pd.Series("open", index=features.index)
     if event_log.outcomes is not None:
         outcomes = event_log.outcomes[event_log.outcomes[layout.timestamp_column] < moment]

@@ -16,7 +16,11 @@ everything else is this module's, the same whatever the engine:
 - no output may be the input (it would be overwritten while read), and temporaries left beside the
   outputs by a killed job (`kill -9`) are removed before the job starts (`leadscore.data.io`);
 - the drift report (`<output stem>.drift.json`: population stability per feature and for the score,
-  `leadscore.model.drift`), the top leads, the report and its log lines.
+  `leadscore.model.drift`), the top leads, the report and its log lines;
+- with a score history (`settings.history`, `--history DIR`; `leadscore.history`): the engine hands each
+  scored batch to the job's `HistoryRecorder` (`Tally.history`), which adds `score_change` and
+  `change_reasons`; the run's history file is staged before the scores are published and renamed into
+  the history after them and the alerts, so a failed or interrupted job adds nothing to the history.
 
 Outputs:
 - `output`: the columns `LeadScorer.predict` returns, plus model_name, model_version, scored_at (and
@@ -24,7 +28,9 @@ Outputs:
   timestamp in Parquet (`timestamp[us, tz=UTC]`), ISO 8601 text in CSV ("2026-03-01T09:30:00+00:00");
   see `scored_at`;
 - `<output stem>.rejects.csv` (or `rejects_path`): row, id, column, reason, detail;
-- `<output stem>.drift.json`.
+- `<output stem>.drift.json`;
+- with a history, `<output stem>.alerts.csv`: the MQL / SQL crossings since each lead's previous score
+  (`leadscore.history.changes.ALERT_COLUMNS`), and one file `<history>/scored_date=YYYY-MM-DD/<run id>.parquet`.
 
 An engine is one entry of `_ENGINES` (the module that defines its `ENGINE`), imported only when asked
 for, so that a job on one engine never loads another's dependencies.
@@ -55,11 +61,12 @@ from leadscore.data.row_checks import REASONS, REJECT_COLUMNS
 from leadscore.data.sources import EVENT_LOG, SNAPSHOT, open_source
 from leadscore.data.streams import OUTPUT_SUFFIXES
 from leadscore.data.validation import require_columns
-from leadscore.errors import ConfigError, InputError
+from leadscore.errors import ConfigError, InputError, OutputError
 from leadscore.model.drift import DriftCounter
 from leadscore.schema import ROW_ID, STATUS_COLUMN
 
 if TYPE_CHECKING:
+    from leadscore.history.recorder import HistoryRecorder
     from leadscore.registry.loading import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -87,6 +94,11 @@ class ScoringReport:
     unseen_categories: dict[str, int] = field(default_factory=dict)
     drifted: list[str] = field(default_factory=list)
     top: pd.DataFrame | None = None
+    history: str | None = None  # the history file this run appended, with a history
+    alerts_path: str | None = None
+    scores_changed: int = 0
+    first_scores: int = 0
+    alerts: int = 0
 
     @property
     def rows_rejected(self) -> int:
@@ -97,7 +109,10 @@ class ScoringReport:
         """One line for a log: counts, where the outputs went, and the model."""
         why = ", ".join(f"{n:,} {reason}" for reason, n in self.rejected.items() if n) or "none"
         return (f"scored {self.rows_scored:,} of {self.rows_read:,} leads with {self.model_name} version "
-                f"{self.model_version} -> {self.output}; rejected {self.rows_rejected:,} ({why}) -> {self.rejects}")
+                f"{self.model_version} -> {self.output}; rejected {self.rows_rejected:,} ({why}) -> {self.rejects}"
+                + (f"; history: {self.scores_changed:,} score(s) changed since the previous scoring, "
+                   f"{self.first_scores:,} first score(s), {self.alerts:,} alert(s) -> {self.alerts_path}; "
+                   f"appended to {self.history}" if self.history else ""))
 
 
 @dataclass(frozen=True)
@@ -181,8 +196,10 @@ def engine_named(name: str) -> Engine:
 class Tally:
     """The running counts of a job, which its engine adds to as rows are read, rejected and scored."""
 
-    def __init__(self, scorer, top: int):
+    def __init__(self, scorer, top: int, history: HistoryRecorder | None = None):
         self.rows_read = self.rows_scored = 0
+        # With a score history, engines pass each scored batch through it (`HistoryRecorder.annotate`).
+        self.history = history
         self.rejected: Counter[str] = Counter({reason: 0 for reason in REASONS})
         # Models trained before drift references existed have none: no drift report, unseen values counted apart.
         self.drift = DriftCounter(scorer.reference) if scorer.reference is not None else None
@@ -250,8 +267,12 @@ def score_file(
         raise InputError(f"unsupported output type '{Path(output).suffix}'",
                          fix=f"name the output with one of {OUTPUT_SUFFIXES}")
     rejects, drift_path = side_paths(output, rejects_path)
-    refuse_overwriting_input(input_path, {"--output": output, "--rejects": rejects, "the drift report": drift_path})
-    for path in (output, rejects, drift_path):
+    alerts_path = alerts_path_of(output) if settings.history else None
+    written = {"--output": output, "--rejects": rejects, "the drift report": drift_path}
+    if settings.history:
+        written.update({"the alerts": alerts_path, "--history": settings.history})
+    refuse_overwriting_input(input_path, written)
+    for path in (output, rejects, drift_path, *([alerts_path] if alerts_path else [])):
         for stale in remove_stale_temporaries(path):
             log.info("removed %s, left behind by a job that was killed", stale)
     started = time.perf_counter()
@@ -261,7 +282,8 @@ def score_file(
     if source.form == SNAPSHOT:
         require_input_columns(loaded.scorer, source.columns)
     job = Job(model_uri, loaded, source, as_of, output, rejects, settings)
-    tally = Tally(loaded.scorer, top)
+    history = _history_recorder(settings.history, loaded.scorer, as_of)
+    tally = Tally(loaded.scorer, top, history)
     with engine.start(settings) as run:
         try:
             staged = Staged(_aside(run.files, output), _aside(run.files, rejects))
@@ -279,13 +301,64 @@ def score_file(
                 seconds=time.perf_counter() - started,
                 unseen_categories=tally.drift.other_counts() if tally.drift is not None else dict(tally.unseen),
                 drifted=drifted, top=tally.top,
+                **(_history_counts(history, alerts_path) if history is not None else {}),
             )
             check_reject_share(report, settings.max_reject_share)
+            # The history file is staged before the scores are published and renamed in after them (and the
+            # alerts): a job that fails anywhere before adds nothing to the history.
+            history_file = _stage_history(history) if history is not None else None
             _publish(run.files, staged.scores, output)
+            if history is not None:
+                _write_text(run.files, alerts_path, history.alerts_csv())
+                _publish_history(history, history_file)
         finally:
             run.files.discard()
+            if history is not None:
+                history.discard()
     log_findings(report, drift_path)
     return report
+
+
+def alerts_path_of(output: str | Path) -> str:
+    """The alerts file beside an output: `<output stem>.alerts.csv`."""
+    return side_paths(output)[0].removesuffix(".rejects.csv") + ".alerts.csv"
+
+
+def _history_recorder(path: str | None, scorer, as_of: str | None) -> HistoryRecorder | None:
+    """The run's history recorder with a history folder (loaded only then), else None."""
+    if not path:
+        return None
+    from leadscore.history.recorder import HistoryRecorder
+
+    return HistoryRecorder(path, scorer, as_of)
+
+
+def _history_counts(history: HistoryRecorder, alerts_path: str) -> dict:
+    """The report's history fields (the history file itself is named once it is staged)."""
+    return {"history": str(history.path), "alerts_path": alerts_path, "scores_changed": history.scores_changed,
+            "first_scores": history.first_scores, "alerts": len(history.alerts)}
+
+
+def _stage_history(history: HistoryRecorder) -> str:
+    try:
+        return history.stage()
+    except OSError as exc:
+        raise output_error(history.path, exc) from exc
+
+
+def _publish_history(history: HistoryRecorder, path: str) -> None:
+    try:
+        history.publish()
+    except OSError as exc:
+        error = output_error(path, exc)
+        raise OutputError(f"{error}. The scores were published; this run is missing from the history") from exc
+
+
+def _write_text(files: Files, path: str, text: str) -> None:
+    try:
+        files.write_text(path, text)
+    except OSError as exc:
+        raise output_error(path, exc) from exc
 
 
 def refuse_overwriting_input(input_path, outputs: Mapping[str, str]) -> None:

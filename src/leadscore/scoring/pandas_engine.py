@@ -23,7 +23,7 @@ from leadscore.data.row_checks import SeenIds, split_rows
 from leadscore.data.sources import EVENT_LOG, SNAPSHOT, UNREADABLE_ROWS
 from leadscore.data.streams import TableWriter
 from leadscore.progress import Progress
-from leadscore.schema import PROVENANCE_COLUMNS, STATUS_COLUMN
+from leadscore.schema import CHANGE_COLUMNS, PROVENANCE_COLUMNS, STATUS_COLUMN
 from leadscore.scoring.events import event_log_features
 from leadscore.scoring.job import (
     REJECTS_SCHEMA,
@@ -104,6 +104,8 @@ class _ChunkScorer:
                          scored_at=_column_of(self.scored_at, out.index))
         if status is not None:
             out[STATUS_COLUMN] = status[valid.index.to_numpy()]
+        if tally.history is not None:  # score_change, change_reasons; the run's history rows kept aside
+            out = tally.history.annotate(valid, out)
         scores.write(out)
         tally.score(len(out))
         if tally.drift is not None:
@@ -115,7 +117,9 @@ class _ChunkScorer:
     def empty_columns(self) -> list[str]:
         """Output columns for a file with no scored row: those of the model's output signature."""
         schema = self.loaded.pyfunc.metadata.get_output_schema()
-        return [*(schema.input_names() if schema else [self.scorer.id_column, "p_convert", "score"]), *PROVENANCE_COLUMNS]
+        changes = CHANGE_COLUMNS if self.tally.history is not None else ()
+        return [*(schema.input_names() if schema else [self.scorer.id_column, "p_convert", "score"]), *PROVENANCE_COLUMNS,
+                *changes]
 
 
 def _column_of(value: pd.Timestamp | str, index: pd.Index) -> pd.Series | str:

@@ -16,12 +16,16 @@ referred to by `spark_column`. Formula-like text cells of CSV outputs are neutra
 engine (`leadscore.data.streams`).
 Outputs are written beside their final place and renamed into it with the Hadoop file system API
 (atomic for a file on local disks and HDFS; a folder is swapped in by two renames). Tables are read as
-their source kind says Spark reads them (`TableSource.spark_frame`); event logs are not scored here.
+their source kind says Spark reads them (`TableSource.spark_frame`). An event log is read and validated
+on the driver as by the pandas engine (`leadscore.scoring.events`: the scoring time, future events refused,
+each lead's status), its features as of the scoring time are computed by Spark from the feature query
+training uses (`leadscore.features.spark`), and those rows, one per lead in the order of the leads table
+with their `lead_status`, are then checked and scored as a table.
 
 PySpark is an optional extra (`pip install 'leadscore[spark]'`, with Java 17 or newer). The master URL
 is `--spark-master`, else LEADSCORE_SPARK_MASTER, else the config's `scoring.spark_master`, else
-`local[*]`; a Spark session that is already running (e.g. in a notebook) is used as it is. Executors
-need leadscore installed, as they load the model in their own Python.
+`local[*]`; a Spark session that is already running (e.g. in a notebook) is used as it is
+(`leadscore.spark_session`). Executors need leadscore installed, as they load the model in their own Python.
 """
 
 from __future__ import annotations
@@ -29,11 +33,11 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import os
 import secrets
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+import pyarrow as pa
 
 from leadscore.config import ScoringConfig
 from leadscore.data.row_checks import (
@@ -44,53 +48,25 @@ from leadscore.data.row_checks import (
     UNREADABLE,
     row_problems,
 )
-from leadscore.data.sources import SNAPSHOT, UNREADABLE_COLUMN, spark_column
+from leadscore.data.sources import EVENT_LOG, SNAPSHOT, UNREADABLE_COLUMN, spark_column
 from leadscore.data.streams import FORMULA_START, PLAIN_NUMBER
-from leadscore.errors import ConfigError, InputError
+from leadscore.errors import InputError
+from leadscore.features import spark as spark_features
 from leadscore.model.drift import SCORE, DriftCounter
-from leadscore.schema import PROVENANCE_COLUMNS
+from leadscore.schema import PROVENANCE_COLUMNS, STATUS_COLUMN
+from leadscore.scoring.events import event_log_features
 from leadscore.scoring.job import Engine, Job, Staged, Tally, model_params, scored_at, top_leads
+from leadscore.spark_session import require_pyspark, spark_session
 
 log = logging.getLogger(__name__)
 _ROW = "_row"
+# An event log's lead status travels beside the features under a name of its own (a profile column of the
+# leads table may be called lead_status too) and is written as STATUS_COLUMN; a table's columns never carry it.
+_STATUS = "_lead_status"
 _ROW_BITS = 33  # monotonically_increasing_id: the partition index above bit 33, the position within it below
 _MISSING_MARKERS = ("<NA>", "nan", "None")
 # CSV as the pandas engine writes it: a header, quotes doubled (RFC 4180), text kept with its spaces.
 _CSV_WRITE = {"header": True, "escape": '"', "ignoreLeadingWhiteSpace": False, "ignoreTrailingWhiteSpace": False}
-
-
-def require_pyspark() -> None:
-    """Fail with the extra to install when PySpark is missing."""
-    try:
-        import pyspark.sql  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            "the spark engine needs PySpark, which is not installed: pip install 'leadscore[spark]' "
-            "(and Java 17 or newer), or score with --engine pandas"
-        ) from None
-
-
-def spark_session(master: str | None = None):
-    """The running Spark session and False, or a new session on `master` (default local[*]) and True."""
-    require_pyspark()
-    from pyspark.sql import SparkSession
-
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        if master and active.sparkContext.master != master:
-            log.warning("using the running Spark session on %s, not %s", active.sparkContext.master, master)
-        return active, False
-    master = master or "local[*]"
-    builder = (
-        SparkSession.builder.appName("leadscore score").master(master)
-        # Bigger Arrow batches between the JVM and Python: fewer, cheaper calls into the model.
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "50000")
-    )
-    if master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
-        # Local workers run this interpreter, where leadscore is installed (not whatever python3 is first on
-        # PATH); PySpark reads the variable when the session starts.
-        os.environ["PYSPARK_PYTHON"] = sys.executable
-    return builder.getOrCreate(), True
 
 
 class _SparkRun:
@@ -113,7 +89,7 @@ class _SparkRun:
 
 @contextmanager
 def _start(settings: ScoringConfig) -> Iterator[_SparkRun]:
-    spark, created = spark_session(settings.spark_master)
+    spark, created = spark_session(settings.spark_master, app_name="leadscore score")
     try:
         yield _SparkRun(spark)
     finally:
@@ -121,7 +97,7 @@ def _start(settings: ScoringConfig) -> Iterator[_SparkRun]:
             spark.stop()
 
 
-ENGINE = Engine("spark", forms=(SNAPSHOT,), start=_start, check=require_pyspark)
+ENGINE = Engine("spark", forms=(SNAPSHOT, EVENT_LOG), start=_start, check=require_pyspark)
 
 
 class _SparkJob:
@@ -138,7 +114,7 @@ class _SparkJob:
         from pyspark import StorageLevel
         from pyspark.sql import functions as F
 
-        numbered, rows_read = self._numbered(self.job.source.spark_frame(self.spark))
+        numbered, rows_read = self._numbered(_INPUT_FRAMES[self.job.source.form](self))
         tally.read(rows_read)
         if rows_read == 0:
             return
@@ -146,6 +122,10 @@ class _SparkJob:
         checked = self._checked(numbered).persist(StorageLevel.MEMORY_AND_DISK)
         valid = checked.filter(F.col("reason").isNull())
         scores = self._scores(valid).persist(StorageLevel.MEMORY_AND_DISK)
+        if tally.history is not None:  # score_change, change_reasons; the run's history rows (`leadscore.history`)
+            from leadscore.history.spark import with_changes
+
+            scores = with_changes(self.spark, valid, scores, tally.history)
         try:
             tally.reject(dict(checked.filter(F.col("reason").isNotNull()).groupBy("reason").count().collect()))
             written = _neutralised(scores) if self.job.fmt == ".csv" else scores
@@ -166,7 +146,8 @@ class _SparkJob:
         from pyspark.sql import functions as F
 
         scorer = self.scorer
-        columns = [c for c in (scorer.id_column, *scorer.feature_columns, UNREADABLE_COLUMN) if c in raw.columns]
+        columns = [c for c in (scorer.id_column, *scorer.feature_columns, UNREADABLE_COLUMN, _STATUS)
+                   if c in raw.columns]
         counts = dict(raw.select(F.spark_partition_id().alias("p")).groupBy("p").count().collect())
         offsets, total = [], 0
         for partition in range(raw.rdd.getNumPartitions()):
@@ -226,7 +207,9 @@ class _SparkJob:
             udf = mlflow.pyfunc.spark_udf(self.spark, self.model_uri, env_manager="local", result_type=result_type,
                                           params=model_params(self.reasons))
         inputs = udf.metadata.get_input_schema().input_names()
-        out = valid.select(udf(*[spark_column(c) for c in inputs]).alias("_out")).select("_out.*")
+        carried = [STATUS_COLUMN] if _STATUS in valid.columns else []  # an event log's lead statuses
+        status = [F.col(_STATUS).alias(STATUS_COLUMN)] if carried else []
+        out = valid.select(udf(*[spark_column(c) for c in inputs]).alias("_out"), *status).select("_out.*", *carried)
         # spark_udf turns a missing text value into the text of pandas' missing marker, by dtype; put back null.
         text = [f.name for f in result_type if f.dataType.typeName() == "string" and f.name != self.scorer.id_column]
         out = out.withColumns({c: F.when(spark_column(c).isin(*_MISSING_MARKERS), None).otherwise(spark_column(c))
@@ -234,7 +217,9 @@ class _SparkJob:
         at = scored_at(self.job.fmt)  # a timestamp for Parquet (written as UTC, see `_parquet_timestamps`), text for CSV
         values = dict(zip(PROVENANCE_COLUMNS, (self.loaded.name, self.loaded.version,
                                                at if isinstance(at, str) else at.to_pydatetime())))
-        return out.withColumns({c: F.lit(v) for c, v in values.items()})
+        out = out.withColumns({c: F.lit(v) for c, v in values.items()})
+        # The pandas engine's column order: the model's output, the provenance, then the lead status.
+        return out.select(*[spark_column(c) for c in out.columns if c not in carried], *carried) if carried else out
 
     def _result_type(self):
         """The model's output columns as a Spark struct: typed by its signature, and those it returns for
@@ -296,6 +281,27 @@ class _SparkJob:
                 yield top_leads(batch, n)
 
         return _map_in_pandas(scores, partition_top, scores.schema).toPandas()
+
+
+def _table_frame(job: _SparkJob):
+    """A table as its source kind says Spark reads it."""
+    return job.job.source.spark_frame(job.spark)
+
+
+def _event_log_frame(job: _SparkJob):
+    """An event log's features as of the job's time, computed by Spark from the feature query (the statuses,
+    scoring time and refusals as for the pandas engine, `leadscore.scoring.events`), one row per lead in the
+    order of the leads table, with each lead's status."""
+    def on_spark(leads, activities, moment, spec):
+        return spark_features.features_as_of(leads, activities, moment, spec, spark=job.spark)
+
+    features, status = event_log_features(job.scorer, job.job.source, job.job.as_of, build=on_spark)
+    frame = features.assign(**{_STATUS: status.astype("string").to_numpy()})
+    # Through Arrow, so that the columns keep their types (text stays text, missing stays null).
+    return job.spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False))
+
+
+_INPUT_FRAMES = {SNAPSHOT: _table_frame, EVENT_LOG: _event_log_frame}
 
 
 def _map_in_pandas(frame, function, schema):

@@ -42,6 +42,16 @@ lives for ``LIFE_WEEKS`` (26) weeks after its creation, simulated in weekly step
    event after which S reaches ``sql_intent_threshold`` (never before MQL or SAL); ``won`` at the
    conversion; ``lost`` at the end of the life of every lead that did not convert (closed: no
    response). Stages a lead never reached are absent, so a lead can go straight to ``won``.
+   With ``sal_rejections=True`` an MQL that sales decides not to accept gets a ``SAL_rejected``
+   outcome at the time of that decision (the same delay after MQL as an acceptance, and only when
+   it falls before the conversion or the end of the life). The decision is drawn either way, so the
+   option only adds these rows: every other row, and every other table, stays the same.
+   With ``recycling=True`` (which writes rejections too) a rejected lead comes back: its second
+   episode starts with a new ``MQL`` at its first event at least ``recycle_after_days`` (30) after the
+   rejection at which E is at the MQL threshold again (before the conversion or the end of the life),
+   and sales decides again, with the same acceptance probability, drawn from a random stream of its
+   own (so again nothing else changes). A lead recycles at most once; the rows of its second episode
+   follow its other rows.
 
 Because every lead is simulated to the end of its life, the event log reaches up to 26 weeks
 past ``start + days``.
@@ -59,25 +69,31 @@ Ground truth
   activity path (including the events that a conversion then drops): the probability of
   converting within the life that an oracle knowing the path would give.
 
+The true probability that sales accepts an MQL is ``sigmoid(sal_logit.intercept + sal_logit.slope *
+true_fit)`` (``true_sal_probability``).
+
 ``truth`` (JSON-serialisable): ``generation`` (the arguments), ``intercept``, ``fit_effects``
 ({attribute: {value: effect}}, ``utm_campaign`` all 0),
 ``noise_scale``, ``engagement_weights`` and ``engagement_half_life_days``, ``intent_weights`` and
 ``intent_half_life_days`` (activity keys are the activity type, or ``page_view:<page>`` for page
 views), ``engagement_coef`` and ``intent_coef``, ``life_weeks``, ``mql_engagement_threshold``,
-``sql_intent_threshold``, ``hazard`` (the formula above), ``driver_effects`` and ``realised``.
+``sql_intent_threshold``, ``hazard`` (the formula above), ``sal_logit``, ``driver_effects`` and ``realised``.
 
 ``driver_effects`` ranks the observable drivers, largest first: for each profile column and each
 activity key, the standard deviation of its direct contribution to the weekly hazard log-odds over
 all lead-weeks at risk. The engagement term is split between activity keys by their share of E.
 The UTM campaign is exactly 0. Profile columns also act through interest and the buying window,
 so their total effect is larger than this direct one. ``realised`` gives the conversion rate and
-the number of events of the generated data.
+the number of events of the generated data, and the number of MQLs sales decided on before the lead
+left the funnel: ``n_sal_accepted`` and ``n_sal_rejected`` (counted whether or not rejections are written;
+decisions of second episodes included with ``recycling``), and ``n_recycled``, the second episodes.
 
 Reproducibility
 ---------------
 Leads are simulated in fixed blocks of ``_BLOCK`` (1,000) leads; block b draws from
-``SeedSequence(seed).spawn(...)[b]``, so the data depend only on ``(n_leads, seed, start, days)``
-and never on how many blocks are generated or written at a time.
+``SeedSequence(seed).spawn(...)[b]`` (a second episode's decision from its child ``(b, 1)``), so the
+data depend only on ``(n_leads, seed, start, days, sal_rejections, recycling)`` and never on how many
+blocks are generated or written at a time.
 """
 
 from __future__ import annotations
@@ -97,9 +113,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-__all__ = ["LIFE_WEEKS", "SyntheticFunnel", "generate_funnel", "generate_to_dir", "true_components", "write_funnel"]
+__all__ = [
+    "LIFE_WEEKS", "SAL_REJECTED", "SyntheticFunnel", "generate_funnel", "generate_to_dir", "true_components",
+    "true_sal_probability", "write_funnel",
+]
 
 LIFE_WEEKS = 26
+SAL_REJECTED = "SAL_rejected"  # the outcome stage of an MQL sales decided not to accept
 _TABLE_FILES = {
     "leads": "leads",
     "activities": "activities",
@@ -121,13 +141,16 @@ class SyntheticFunnel:
     truth: dict
 
 
-def generate_funnel(n_leads: int, seed: int, start: str = "2025-01-01", days: int = 730) -> SyntheticFunnel:
+def generate_funnel(n_leads: int, seed: int, start: str = "2025-01-01", days: int = 730, *,
+                    sal_rejections: bool = False, recycling: bool = False) -> SyntheticFunnel:
     """Simulate `n_leads` leads created uniformly over `days` days from `start` (UTC).
 
     The same arguments always give identical frames. Everything is held in memory; for millions
-    of leads use `generate_to_dir`, which writes the same data chunk by chunk.
+    of leads use `generate_to_dir`, which writes the same data chunk by chunk. `sal_rejections` adds
+    a ``SAL_rejected`` outcome for each MQL sales decided not to accept (nothing else changes);
+    `recycling` also brings rejected leads back for a second episode (see the module doc).
     """
-    stream = _FunnelStream(n_leads, seed, start, days)
+    stream = _FunnelStream(n_leads, seed, start, days, sal_rejections, recycling)
     pieces: dict[str, list[pd.DataFrame]] = {name: [] for name in _TABLE_FILES}
     for chunk in stream.chunks(_DEFAULT_CHUNK):
         for name, frame in chunk.items():
@@ -162,6 +185,9 @@ def generate_to_dir(
     start: str = "2025-01-01",
     days: int = 730,
     chunk_size: int = 100_000,
+    *,
+    sal_rejections: bool = False,
+    recycling: bool = False,
 ) -> dict[str, Path]:
     """Simulate and write a funnel chunk by chunk, keeping memory bounded for millions of leads.
 
@@ -169,12 +195,12 @@ def generate_to_dir(
     `chunk_size` leads (rounded up to whole blocks of 1,000) are simulated and appended at a
     time. Activities are written in global time order: events that a later lead could still
     precede wait in a buffer, which holds about the events of the leads created in the last
-    ``LIFE_WEEKS`` weeks.
+    ``LIFE_WEEKS`` weeks. `sal_rejections` and `recycling` as for `generate_funnel`.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     out = Path(out_dir)
-    stream = _FunnelStream(n_leads, seed, start, days)
+    stream = _FunnelStream(n_leads, seed, start, days, sal_rejections, recycling)
     writers = _open_writers(out, fmt)
     try:
         for chunk in stream.chunks(chunk_size):
@@ -225,6 +251,16 @@ def true_components(
             "true_intent": decayed(truth["intent_weights"], truth["intent_half_life_days"]),
         }
     )
+
+
+def true_sal_probability(truth_leads: pd.DataFrame, truth: dict) -> pd.Series:
+    """Each lead's true probability that sales accepts it once it is an MQL, indexed like `truth_leads`.
+
+    The generator draws the decision from this probability for every lead; it shows as ``SAL`` (or as
+    ``SAL_rejected`` with ``sal_rejections``) for the leads that reach MQL and stay long enough."""
+    logit = truth["sal_logit"]
+    return pd.Series(_sigmoid(logit["intercept"] + logit["slope"] * truth_leads["true_fit"].to_numpy(dtype=float)),
+                     index=truth_leads.index, name="p_sal_accept")
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,10 +412,11 @@ _MQL_THRESHOLD = 15.0
 _SQL_THRESHOLD = 3.0
 _SAL_LOGIT = (0.5, 1.5)  # intercept, slope on true_fit: sales accepts leads that fit
 _SAL_DELAY_DAYS = (0.25, 2.0)  # minimum, mean of the exponential rest
+_RECYCLE_AFTER_DAYS = 30  # a rejected lead can be an MQL again this long after the rejection
 
 _W_ENGAGEMENT = _per_kind(_ENGAGEMENT_WEIGHTS)
 _W_INTENT = _per_kind(_INTENT_WEIGHTS)
-_STAGES = ("MQL", "SAL", "SQL", "won", "lost")
+_STAGES = ("MQL", "SAL", SAL_REJECTED, "SQL", "won", "lost", "MQL", "SAL", SAL_REJECTED)  # then a second episode
 _DRIVERS = (*_ATTRIBUTES, "utm_campaign", *_KINDS)
 
 _FIRST_NAMES = (
@@ -442,6 +479,9 @@ _JOB_TITLES = _job_titles()
 # lead-weeks, then the number of at-risk lead-weeks, of kept events and of conversions.
 _D = len(_DRIVERS)
 _TALLY_WEEKS, _TALLY_EVENTS, _TALLY_CONVERTED = 2 * _D, 2 * _D + 1, 2 * _D + 2
+_TALLY_ACCEPTED, _TALLY_REJECTED = 2 * _D + 3, 2 * _D + 4  # MQLs sales decided on, by decision
+_TALLY_RECYCLED = 2 * _D + 5
+_TALLY_SIZE = 2 * _D + 6
 
 
 @dataclass
@@ -459,7 +499,8 @@ class _Block:
 class _FunnelStream:
     """Simulates the blocks in order and hands them out as frames, a chunk of blocks at a time."""
 
-    def __init__(self, n_leads: int, seed: int, start: str, days: int) -> None:
+    def __init__(self, n_leads: int, seed: int, start: str, days: int, sal_rejections: bool = False,
+                 recycling: bool = False) -> None:
         if n_leads < 1:
             raise ValueError(f"n_leads must be at least 1, got {n_leads}")
         if days < 1:
@@ -471,6 +512,8 @@ class _FunnelStream:
         self.n = int(n_leads)
         self.seed = int(seed)
         self.days = int(days)
+        self.recycling = bool(recycling)
+        self.sal_rejections = bool(sal_rejections) or self.recycling  # a second episode follows a rejection
         self.start = start_ts.floor("s")
         self.start_s = int(self.start.timestamp())
         self.span_s = self.days * _DAY_S
@@ -497,7 +540,7 @@ class _FunnelStream:
         per_chunk = max(1, -(-chunk_size // _BLOCK))
         pending_key = np.empty(0, np.int64)
         pending_kind = np.empty(0, np.int8)
-        tally = np.zeros(_TALLY_CONVERTED + 1)
+        tally = np.zeros(_TALLY_SIZE)
         for first in range(0, n_blocks, per_chunk):
             blocks = [_simulate_block(self, b) for b in range(first, min(first + per_chunk, n_blocks))]
             for block in blocks:
@@ -535,7 +578,8 @@ class _FunnelStream:
                          key=lambda item: (-item[1], item[0]))
         n_events, n_converted = int(tally[_TALLY_EVENTS]), int(tally[_TALLY_CONVERTED])
         return {
-            "generation": {"n_leads": self.n, "seed": self.seed, "start": self.start.isoformat(), "days": self.days},
+            "generation": {"n_leads": self.n, "seed": self.seed, "start": self.start.isoformat(), "days": self.days,
+                           "sal_rejections": self.sal_rejections, "recycling": self.recycling},
             "life_weeks": LIFE_WEEKS,
             "intercept": _INTERCEPT,
             "fit_effects": {name: dict(zip(attr.values, attr.effects)) for name, attr in _ATTRIBUTES.items()}
@@ -551,12 +595,17 @@ class _FunnelStream:
             "sql_intent_threshold": _SQL_THRESHOLD,
             "hazard": "p_w = sigmoid(intercept + true_fit + engagement_coef * log1p(E_w) + intent_coef * S_w"
                       " + noise), noise ~ N(0, noise_scale) per lead, E_w and S_w at the start of week w",
+            "sal_logit": {"intercept": _SAL_LOGIT[0], "slope": _SAL_LOGIT[1]},
+            "recycle_after_days": _RECYCLE_AFTER_DAYS,
             "driver_effects": dict(effects),
             "realised": {
                 "n_activities": n_events,
                 "n_converted": n_converted,
                 "conversion_rate": n_converted / self.n,
                 "events_per_lead": n_events / self.n,
+                "n_sal_accepted": int(tally[_TALLY_ACCEPTED]),
+                "n_sal_rejected": int(tally[_TALLY_REJECTED]),
+                "n_recycled": int(tally[_TALLY_RECYCLED]),
             },
         }
 
@@ -696,17 +745,24 @@ def _simulate_block(stream: _FunnelStream, block: int) -> _Block:
     t_intent = _first_time(lead, time, s_after >= _SQL_THRESHOLD, m)
     accepted = rng.random(m) < _sigmoid(_SAL_LOGIT[0] + _SAL_LOGIT[1] * true_fit)
     delay = ((_SAL_DELAY_DAYS[0] + rng.exponential(_SAL_DELAY_DAYS[1], m)) * _DAY_S).astype(np.int64)
-    # Sales cannot accept a lead after it has converted or left the funnel.
-    t_sal = np.where(accepted & (t_mql >= 0) & (t_mql + delay <= end_time), t_mql + delay, -1)
+    # Sales cannot decide on a lead after it has converted or left the funnel.
+    decided = (t_mql >= 0) & (t_mql + delay <= end_time)
+    t_sal = np.where(accepted & decided, t_mql + delay, -1)
+    # A rejection reuses the decision and delay already drawn: the random stream is the same with or without it.
+    t_rejected = np.where(~accepted & decided & stream.sal_rejections, t_mql + delay, -1)
     t_sql = np.where(t_intent >= 0, np.maximum.reduce([t_intent, t_mql, t_sal]), -1)
-    stage_time = np.stack([t_mql, t_sal, t_sql, np.where(converts, conv_time, -1),
-                           np.where(converts, -1, _LIFE_S)], axis=1)
-    out_lead, out_stage = np.nonzero(stage_time >= 0)  # row-major: per lead, in funnel order
+    second = _second_episode(stream, block, lead, time, e_after, t_rejected, true_fit, end_time)
+    stage_time = np.stack([t_mql, t_sal, t_rejected, t_sql, np.where(converts, conv_time, -1),
+                           np.where(converts, -1, _LIFE_S), *second], axis=1)
+    out_lead, out_stage = np.nonzero(stage_time >= 0)  # row-major: per lead, in funnel order, a second episode last
 
     at_risk = np.arange(LIFE_WEEKS) <= conv_week[:, None]
     tally = _tally(codes, at_risk, engagement, per_kind_e, per_kind_s)
     tally[_TALLY_EVENTS] = len(lead)
     tally[_TALLY_CONVERTED] = converts.sum()
+    tally[_TALLY_ACCEPTED] = (accepted & decided).sum() + (second[1] >= 0).sum()
+    tally[_TALLY_REJECTED] = (~accepted & decided).sum() + (second[2] >= 0).sum()
+    tally[_TALLY_RECYCLED] = (second[0] >= 0).sum()
 
     event_key = (created[lead] + time) * stream.n + index[lead]
     order = np.argsort(event_key, kind="stable")
@@ -737,6 +793,28 @@ def _simulate_block(stream: _FunnelStream, block: int) -> _Block:
         event_kind=kind[order].astype(np.int8),
         tally=tally,
     )
+
+
+def _second_episode(
+    stream: _FunnelStream, block: int, lead: np.ndarray, time: np.ndarray, e_after: np.ndarray,
+    t_rejected: np.ndarray, true_fit: np.ndarray, end_time: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per lead the times (or -1) of the MQL, SAL and rejection of its second episode, with `stream.recycling`.
+
+    The decision is drawn from a stream of its own, child (block, 1) of the seed, so that the block's main
+    stream, and with it every other row, is the same with or without recycling."""
+    m = len(t_rejected)
+    none = np.full(m, -1, dtype=np.int64)
+    if not stream.recycling:
+        return none, none, none
+    rng = np.random.default_rng(np.random.SeedSequence(stream.seed, spawn_key=(block, 1)))
+    accepted = rng.random(m) < _sigmoid(_SAL_LOGIT[0] + _SAL_LOGIT[1] * true_fit)
+    delay = ((_SAL_DELAY_DAYS[0] + rng.exponential(_SAL_DELAY_DAYS[1], m)) * _DAY_S).astype(np.int64)
+    rejected = t_rejected[lead]
+    back = (rejected >= 0) & (time >= rejected + _RECYCLE_AFTER_DAYS * _DAY_S) & (e_after >= _MQL_THRESHOLD)
+    t_mql = _first_time(lead, time, back, m)
+    decided = (t_mql >= 0) & (t_mql + delay <= end_time)
+    return (t_mql, np.where(accepted & decided, t_mql + delay, -1), np.where(~accepted & decided, t_mql + delay, -1))
 
 
 def _merge_events(
@@ -805,7 +883,7 @@ def _tally(
     per_kind_e: np.ndarray, per_kind_s: np.ndarray,
 ) -> np.ndarray:
     """Sums and sums of squares of each driver's hazard log-odds contribution over at-risk weeks."""
-    tally = np.zeros(_TALLY_CONVERTED + 1)
+    tally = np.zeros(_TALLY_SIZE)
     weeks_at_risk = at_risk.sum(axis=1)
     for i, (name, attr) in enumerate(_ATTRIBUTES.items()):
         effect = np.asarray(attr.effects)[codes[name]]

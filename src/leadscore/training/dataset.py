@@ -58,9 +58,11 @@ from leadscore.features.events import (
     EventFeatureSpec,
     EventLogLayout,
     after_export,
+    check_target_stages,
     events_before_creation,
     export_time,
     feature_spec,
+    label_text,
     load_event_log,
 )
 from leadscore.progress import stage
@@ -85,6 +87,7 @@ class TrainingTable:
     # The date column taken as the time column because none was declared, else None.
     inferred_time_column: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)  # what reading decided, in words, for the run and the card
+    label_description: str = ""  # what the label means, in words (event log: `leadscore.features.events.label_text`)
 
     @property
     def conversions(self) -> int:
@@ -302,6 +305,7 @@ def _from_event_log(cfg: Config) -> TrainingTable:
     for column in profile.columns.difference([layout.id_column, *hidden, *free_text, *cfg.data.exclude_columns]):
         _refuse_other_decimal_mark(profile[column], column, cfg.data.decimal)
     spec = feature_spec(log, cfg, hidden=[*hidden, *free_text])
+    check_target_stages(log, layout, cfg.event_log)  # a misspelt transition stage, before any row is built
     frame = training_rows(log, spec, cfg.event_log, observed_until=exported)
     notes = [f"free-text column '{c}' of the leads table is not a feature" for c in free_text]
     candidates = [c for c in profile.columns if c not in {layout.id_column, *hidden, *free_text, *cfg.data.exclude_columns}]
@@ -312,7 +316,7 @@ def _from_event_log(cfg: Config) -> TrainingTable:
     return TrainingTable(
         frame=frame, id_column=layout.id_column, label_column=LABEL_COLUMN, time_column=SNAPSHOT_COLUMN,
         feature_columns=spec.feature_columns, event_spec=spec, dropped_personal=hidden,
-        personal_decisions=tuple(decisions), notes=tuple(notes),
+        personal_decisions=tuple(decisions), notes=tuple(notes), label_description=label_text(cfg.event_log),
     )
 
 
