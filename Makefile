@@ -32,8 +32,7 @@ demo: install
 	# Two weeks later, the same leads again: the history shows what changed and who crossed MQL / SQL.
 	$(BIN)/leadscore score --model models:/leadscore@champion --input $(DEMO)/fresh --as-of 2026-11-15 \
 		--output $(DEMO)/fresh_scores_2026-11-15.csv --history $(DEMO)/score_history
-	$(BIN)/leadscore history --history $(DEMO)/score_history \
-		--lead "$$( (sed -n 2p $(DEMO)/fresh_scores_2026-11-15.alerts.csv; sed -n 2p $(DEMO)/fresh_scores.csv) | head -1 | cut -d, -f1 | tr -d '"')"
+	$(BIN)/leadscore history --history $(DEMO)/score_history --top 5
 
 test: install-dev
 	$(BIN)/python -m pytest

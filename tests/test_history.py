@@ -297,6 +297,22 @@ def test_the_history_command_prints_a_leads_trajectory(two_runs):
     assert "Visits" in out, "the changed field, in words"
 
 
+def test_without_a_lead_the_history_command_lists_the_latest_runs_alerts(two_runs, store):
+    history = two_runs[0]
+    alerts = pd.read_csv(store / "second_scores.alerts.csv", dtype={"lead_id": str})
+
+    code, out, err = run_cli("history", "--history", history, "--top", 3)
+
+    assert code == 0, err
+    alerted = alerts["lead_id"].nunique()
+    assert out.splitlines()[0].startswith(f"{alerted} lead(s) crossed a line in the latest run")
+    for name, count in alerts["alert"].value_counts().items():
+        assert f"{name} {count}" in out.splitlines()[0], "the count of each kind of crossing"
+    listed = [line.split()[0] for line in out.splitlines()[3:] if line and not line.startswith(" ")][:3]
+    assert set(listed) <= set(alerts["lead_id"]) and len(listed) == min(3, alerted)
+    assert f"and {alerted - 3} more" in out if alerted > 3 else "more" not in out
+
+
 def test_the_history_command_fails_clearly(two_runs, tmp_path):
     history = two_runs[0]
     code, _, err = run_cli("history", "--history", history, "--lead", "no-such-lead")

@@ -120,9 +120,12 @@ def _score(args: argparse.Namespace) -> None:
 
 def _history(args: argparse.Namespace) -> None:
     from leadscore import lead_history
-    from leadscore.history.trajectory import format_trajectory
+    from leadscore.history.trajectory import format_latest_alerts, format_trajectory, latest_alerts
 
-    print(format_trajectory(lead_history(args.history, args.lead), reasons=args.reasons))
+    if args.lead is None:
+        print(format_latest_alerts(latest_alerts(args.history), top=args.top, reasons=args.reasons))
+    else:
+        print(format_trajectory(lead_history(args.history, args.lead), reasons=args.reasons))
 
 
 def _leads_table(leads) -> str:
@@ -251,9 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "adds score_change and change_reasons, and writes <output stem>.alerts.csv")
     sc.set_defaults(run=_score)
 
-    hi = commands.add_parser("history", help="print a lead's scores over time, what changed and the MQL/SQL crossings")
+    hi = commands.add_parser("history", help="print a lead's scores over time, what changed and the MQL/SQL crossings; "
+                             "without --lead, the leads that crossed a line in the latest run")
     hi.add_argument("--history", required=True, help="the score history folder (leadscore score --history)")
-    hi.add_argument("--lead", required=True, help="the lead's id")
+    hi.add_argument("--lead", help="the lead's id (default: list the latest run's alerts)")
+    hi.add_argument("--top", type=int, default=10, help="alerted leads listed without --lead (default 10)")
     hi.add_argument("--reasons", type=int, default=3, help="reasons shown per change (default 3)")
     hi.set_defaults(run=_history)
 

@@ -3,6 +3,8 @@
 `leadscore history --history DIR --lead ID` prints `format_trajectory(lead_trajectory(DIR, ID))`: one line
 per scoring (when, which model version, the score, its change and the lines it crossed, and whether the lead
 is an MQL / SQL then), and under each change its largest reasons in points ("Pricing page visits +6.2").
+Without `--lead` it prints `format_latest_alerts(latest_alerts(DIR))`: the leads that crossed the MQL or SQL
+line in the latest run, largest moves first, with why: the list a sales manager reads on Monday morning.
 """
 
 from __future__ import annotations
@@ -31,6 +33,41 @@ def lead_trajectory(path: str | os.PathLike, lead_id) -> pd.DataFrame:
         raise InputError(f"lead '{lead}' has no score in the history at {os.fspath(path)}",
                          fix="check the id (the model's id column, as text, leading zeros included)")
     return rows
+
+
+def latest_alerts(path: str | os.PathLike) -> pd.DataFrame:
+    """The rows of the latest run in the history that raised an alert, largest score change first.
+
+    An `InputError` when the history holds no scores."""
+    rows = read_history(path)
+    if rows.empty:
+        raise InputError(f"the score history at {os.fspath(path)} holds no scores yet",
+                         fix="score leads with --history pointing to this folder first")
+    latest = rows[rows["run_id"] == rows["run_id"].max()]  # run ids sort by their start time
+    alerted = latest[latest["alerts"].fillna("").astype(str) != ""]
+    order = alerted["score_change"].abs().sort_values(ascending=False, na_position="last").index
+    return alerted.loc[order]
+
+
+def format_latest_alerts(rows: pd.DataFrame, *, top: int = 10, reasons: int = 3) -> str:
+    """The alerted leads of the latest run (`latest_alerts`) as plain text: counts per alert, then the `top` leads."""
+    if rows.empty:
+        return "no lead crossed the MQL or SQL line in the latest run"
+    counts = rows["alerts"].str.split("; ").explode().value_counts()
+    lines = [f"{len(rows)} lead(s) crossed a line in the latest run: "
+             + ", ".join(f"{name} {count}" for name, count in counts.items()), ""]
+    lines.append(f"{'lead':<14}  {'score':>5}  {'change':>6}  alerts")
+    for row in rows.head(top).itertuples(index=False):
+        change = "first" if pd.isna(row.score_change) else f"{row.score_change:+.1f}"
+        lines.append(f"{str(row.lead_id)[:14]:<14}  {row.score:>5.1f}  {change:>6}  {row.alerts}")
+        why = change_reason_text(row.change_reasons, reasons)
+        if why:
+            lines.append(f"{'':14}  why: {why}")
+    if len(rows) > top:
+        lines.append(f"... and {len(rows) - top} more (see the alerts file beside the scores)")
+    lines.append("")
+    lines.append("one lead's whole history: leadscore history --history <folder> --lead <id>")
+    return "\n".join(lines)
 
 
 def format_trajectory(rows: pd.DataFrame, *, reasons: int = 3) -> str:
