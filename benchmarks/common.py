@@ -164,13 +164,20 @@ def measure(argv: list, env: dict) -> Run:
         started = time.perf_counter()
         code = subprocess.run([sys.executable, "-c", _LAUNCHER, *command], env=env, stdout=out, stderr=err).returncode
         seconds = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
+        stdout, stderr, peak_mb = launched_output(command, code, out, err)
+    return Run(seconds, peak_mb, stdout, stderr)
+
+
+def launched_output(command: list, code: int, out, err) -> tuple[str, str, float]:
+    """The stdout and stderr of a command started through `_LAUNCHER` (files `out`, `err`), and its peak resident
+    memory in MB, which the launcher prints last on stderr; a failed command stops the benchmark."""
+    out.seek(0)
+    err.seek(0)
+    stdout, stderr = out.read(), err.read()
     if code != 0:
         raise SystemExit(f"{' '.join(command)} failed ({code}):\n{stderr[-3000:]}")
     stderr, _, max_rss_kb = stderr.rstrip("\n").rpartition("\n")
-    return Run(seconds, int(max_rss_kb) / 1024, stdout, stderr)
+    return stdout, stderr, int(max_rss_kb) / 1024
 
 
 def machine() -> str:
