@@ -25,7 +25,7 @@ demo: install
 	$(BIN)/leadscore generate --leads 20000 --seed 7 --out $(DEMO)/history
 	$(BIN)/leadscore train --config configs/demo.yaml
 	$(BIN)/leadscore promote --config configs/demo.yaml
-	$(BIN)/leadscore generate --leads 3000 --seed 8 --start 2026-06-01 --days 150 --out $(DEMO)/fresh
+	$(BIN)/leadscore generate --leads 3000 --seed 8 --start 2026-06-01 --days 150 --recycling --out $(DEMO)/fresh
 	rm -rf $(DEMO)/score_history
 	$(BIN)/leadscore score --model models:/leadscore@champion --input $(DEMO)/fresh --as-of 2026-11-01 \
 		--output $(DEMO)/fresh_scores.csv --top 10 --history $(DEMO)/score_history
@@ -33,6 +33,11 @@ demo: install
 	$(BIN)/leadscore score --model models:/leadscore@champion --input $(DEMO)/fresh --as-of 2026-11-15 \
 		--output $(DEMO)/fresh_scores_2026-11-15.csv --history $(DEMO)/score_history
 	$(BIN)/leadscore history --history $(DEMO)/score_history --top 5
+	# The funnel of the fresh leads: stage-to-stage rates per episode, sales' rejections and recycled leads apart.
+	$(BIN)/leadscore funnel --input $(DEMO)/fresh
+	# Later (the synthetic export runs ahead of its scoring dates): did the November scores mean what they said?
+	$(BIN)/leadscore monitor --history $(DEMO)/score_history --outcomes $(DEMO)/fresh --observed-until 2027-03-01 \
+		--out $(DEMO)/monitoring
 
 test: install-dev
 	$(BIN)/python -m pytest
