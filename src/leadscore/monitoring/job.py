@@ -9,7 +9,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from leadscore.errors import InputError
 from leadscore.features.events import EventLogLayout
 from leadscore.history.store import read_history
 from leadscore.monitoring.outcomes import read_outcomes
@@ -31,14 +30,6 @@ class MonitoringReport:
     run_id: str | None
 
 
-def read_score_history(location: str | os.PathLike):
-    """The score history of `location` (`leadscore.history.store.read_history`). All of it: the window is chosen
-    by when each score was issued (its run's `as_of`), which the store does not filter."""
-    if not Path(location).exists():
-        raise InputError(f"score history not found: {location}", fix="give the folder `leadscore score` writes the history to")
-    return read_history(location)
-
-
 def monitor_history(history: str | os.PathLike, outcomes: str | os.PathLike, out: str | os.PathLike, *,
                     model: str | None = None, issued_days_ago: int | None = None, since=None, until=None,
                     observed_until=None, horizon_days: float | None = None, backtest_auc: float | None = None,
@@ -50,7 +41,9 @@ def monitor_history(history: str | os.PathLike, outcomes: str | os.PathLike, out
     if model is not None:
         reference = reference_of(model, horizon_days=horizon_days, backtest_auc=backtest_auc)
     found = read_outcomes(outcomes, layout, conversion_stage=conversion_stage, observed_until=observed_until)
-    frame = read_score_history(history)
+    # All of it: the window is chosen by when each score was issued (its run's `as_of`), which the store does not
+    # filter; a missing folder is the store's InputError.
+    frame = read_history(history)
     if reference is not None:
         references = reference
     else:  # without the provenance columns `monitor` says which are missing
