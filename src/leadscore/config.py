@@ -511,6 +511,38 @@ def _check_reason_text(text: str) -> str:
     return text
 
 
+class AccountsConfig(_Strict):
+    """Accounts (the companies leads work for): account scores, MQA and buying groups (`leadscore.model.accounts`)."""
+
+    column: str = Field(description="the account id on every lead: a column of the leads table (event log) or of "
+                        "the snapshot table; never a feature")
+    table: str | None = Field(
+        None, description="event log: the accounts table in the folder (the account id and firmographics); its "
+        "columns that the leads table lacks are joined onto every lead of the account",
+    )
+    role_column: str | None = Field(
+        None, description="the lead's buying-group role or persona (e.g. decision_maker, finance, user)",
+    )
+    buying_group: list[str] = Field(
+        default_factory=list, description="the roles a complete buying group holds; empty: every role seen in training",
+    )
+    active_days: int = Field(14, gt=0, description="a contact is active with an activity within this many days")
+    mqa: CutoffPolicy = Field(
+        default_factory=lambda: KeepConversions(policy="recall", recall=DEFAULT_MQL_RECALL),
+        description="how the marketing-qualified-account cutoff on p_account is chosen (the cutoff policies)",
+    )
+
+
+class SegmentsConfig(_Strict):
+    """One model per segment (a product line, region or motion) where the data allows, the global model elsewhere."""
+
+    column: str = Field(description="the segment of each lead: a column of the leads or snapshot table")
+    min_conversions: int = Field(
+        200, ge=1, description="a segment with fewer conversions in its training rows keeps the global model",
+    )
+    per_segment_cutoffs: bool = Field(False, description="choose MQL/SQL cutoffs per segment with its own model")
+
+
 class LeakageConfig(_Strict):
     """The leakage guard, run on the training table before any fitting (see `leadscore.leakage`)."""
 
@@ -572,6 +604,8 @@ class Config(_Strict):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     leakage: LeakageConfig = Field(default_factory=LeakageConfig)
     funnel: FunnelConfig = Field(default_factory=FunnelConfig)
+    accounts: AccountsConfig | None = None
+    segments: SegmentsConfig | None = None
 
     @model_validator(mode="after")
     def _form_has_its_section(self) -> Config:

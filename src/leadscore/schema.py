@@ -22,6 +22,14 @@ PROVENANCE_COLUMNS = ("model_name", "model_version", "scored_at")
 STATUS_COLUMN = "lead_status"
 CHANGE_COLUMNS = ("score_change", "change_reasons")  # only with a score history
 
+# Accounts (a model trained with an `accounts` section; see `leadscore.model.accounts`). Every lead row gains
+# its account's columns; a second table has one row per account.
+ACCOUNT_ID = "account_id"
+LEAD_ACCOUNT_COLUMNS = (ACCOUNT_ID, "p_account", "account_score", "account_grade", "is_mqa")
+ACCOUNT_COLUMNS = (ACCOUNT_ID, "contacts", "active_contacts", "p_account", "account_score", "account_grade",
+                   "is_mqa", "buying_group_coverage", "roles_engaged", "roles_missing", "best_lead_id",
+                   "best_lead_score")  # then `account_reasons` (JSON) and `account_reason_1` ... `account_reason_k`
+
 
 def probability_to_score(p: np.ndarray) -> np.ndarray:
     """The 0-100 score of a probability."""
