@@ -195,7 +195,7 @@ def test_dotted_column_names_are_columns_not_struct_fields(store, spark, tmp_pat
     path = tmp_path / "dotted.csv"
     pd.DataFrame({"lead.id": ["a", "b", "a"], "emp.var.rate": ["1.1", "x", "-0.2"]}).to_csv(path, index=False)
     scorer = SimpleNamespace(id_column="lead.id", feature_columns=["emp.var.rate"], numeric_columns=["emp.var.rate"],
-                             decimal=".")
+                             decimal=".", accounts=None)
     job = SimpleNamespace(loaded=SimpleNamespace(scorer=scorer, name="m", version="1"), model_uri="runs:/x/m",
                           settings=SimpleNamespace(reasons=False))
 

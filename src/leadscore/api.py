@@ -158,6 +158,10 @@ def score(
     defaults. The job scores through the registered pyfunc model, so `model` must then be a URI or folder.
     With `history` (a folder; or the config's `scoring.history`) the job appends its scores to the score
     history and adds each lead's `score_change` and `change_reasons` (see `leadscore.history`).
+    With a model trained with an `accounts` section, every lead row also carries its account's columns, and the
+    job writes the account table beside the output (`<output stem>.accounts.<csv|parquet>`, one row per account:
+    `ScoringReport.accounts`, with `accounts_scored`, `mqas` and the `top` best in `top_accounts`); a DataFrame's
+    account table is `load_model(model).predict_accounts(data)`.
     """
     import pandas as pd
 
@@ -265,22 +269,24 @@ def _all_rows(scorer, location, as_of: str | None) -> pd.DataFrame:
 
 
 def generate(n_leads: int, seed: int = 0, out: str | PathLike | None = None, *, fmt: str = "parquet",
-             start: str = "2025-01-01", days: int = 730, sal_rejections: bool = False, recycling: bool = False):
+             start: str = "2025-01-01", days: int = 730, sal_rejections: bool = False, recycling: bool = False,
+             accounts: bool = False):
     """A seeded synthetic funnel of `n_leads` leads created over `days` days from `start`, with its ground truth.
 
     Without `out`, returns the tables in memory (`SyntheticFunnel`: leads, activities, outcomes, truth);
     with `out`, writes them into that folder as `fmt` files (memory stays bounded) and returns their
     paths by table name. The same arguments always give the same data; `sal_rejections` adds a
     `SAL_rejected` outcome for each MQL sales did not accept, and changes nothing else; `recycling` also
-    brings rejected leads back for a second episode (`leadscore.synthetic.funnel`).
+    brings rejected leads back for a second episode; `accounts` groups the leads into accounts that buy
+    together and adds the `accounts` table and its ground truth (`leadscore.synthetic.funnel`).
     """
     from leadscore.synthetic.funnel import generate_funnel, generate_to_dir
 
     if out is None:
         return generate_funnel(n_leads, seed, start=start, days=days, sal_rejections=sal_rejections,
-                               recycling=recycling)
+                               recycling=recycling, accounts=accounts)
     return generate_to_dir(n_leads, seed, out, fmt=fmt, start=start, days=days, sal_rejections=sal_rejections,
-                           recycling=recycling)
+                           recycling=recycling, accounts=accounts)
 
 
 def lead_history(history: str | PathLike, lead_id) -> pd.DataFrame:

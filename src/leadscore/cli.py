@@ -23,7 +23,7 @@ def _generate(args: argparse.Namespace) -> None:
     from leadscore import generate
 
     paths = generate(args.leads, args.seed, args.out, fmt=args.format, start=args.start, days=args.days,
-                     sal_rejections=args.sal_rejections, recycling=args.recycling)
+                     sal_rejections=args.sal_rejections, recycling=args.recycling, accounts=args.accounts)
     print(f"wrote {args.leads} synthetic leads (seed {args.seed}) to {args.out}: {', '.join(sorted(p.name for p in paths.values()))}")
 
 
@@ -112,10 +112,13 @@ def _score(args: argparse.Namespace) -> None:
         )
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print(report.summary())
+    print(report.summary())  # with accounts, it says where the account table went
     if report.top is not None:
         print(f"top {len(report.top)} open leads:" if STATUS_COLUMN in report.top.columns else f"top {len(report.top)} leads:")
         print(_leads_table(report.top.drop(columns=[*PROVENANCE_COLUMNS, STATUS_COLUMN, "reasons"], errors="ignore")))
+    if report.top_accounts is not None:
+        print(f"top {len(report.top_accounts)} accounts:")
+        print(_accounts_table(report.top_accounts))
 
 
 def _history(args: argparse.Namespace) -> None:
@@ -132,9 +135,25 @@ def _leads_table(leads) -> str:
     """Scored leads as text for people: scores with one decimal, probabilities with three, and the columns of
     dimensions the model does not have (empty for every lead) left out."""
     shown = leads.loc[:, leads.notna().any()]
-    formats = {c: "{:.3f}".format if c == "p_convert" else "{:.1f}".format
-               for c in shown.columns if c == "p_convert" or c == "score" or c.endswith("_score")}
+    formats = {c: "{:.3f}".format if c in ("p_convert", "p_account") else "{:.1f}".format
+               for c in shown.columns if c in ("p_convert", "p_account", "score") or c.endswith("_score")}
     return shown.to_string(index=False, formatters=formats, float_format="{:.1f}".format)
+
+
+# The top accounts as sales reads them: which account, how good, how much of the buying group is engaged, who is
+# missing, and the strongest reason.
+_ACCOUNT_SHOWN = ("account_id", "account_score", "account_grade", "buying_group_coverage", "roles_missing",
+                  "account_reason_1")
+
+
+def _accounts_table(accounts) -> str:
+    """The best accounts as text: the columns of `_ACCOUNT_SHOWN` (those the table has), the score with one decimal,
+    the buying-group coverage as a percentage, missing roles comma-separated."""
+    shown = accounts[[c for c in _ACCOUNT_SHOWN if c in accounts.columns]].copy()
+    if "roles_missing" in shown.columns:
+        shown["roles_missing"] = shown["roles_missing"].fillna("").astype(str).str.replace(";", ", ")
+    formats = {"account_score": "{:.1f}".format, "buying_group_coverage": lambda v: "" if v != v else f"{v:.0%}"}
+    return shown.to_string(index=False, formatters={c: f for c, f in formats.items() if c in shown.columns})
 
 
 def _interrupt(signum, frame) -> None:
@@ -212,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "sales did not accept (every other row stays the same)")
     gen.add_argument("--recycling", action="store_true", help="also bring rejected leads back as MQLs for a second "
                      "episode (implies --sal-rejections)")
+    gen.add_argument("--accounts", action="store_true", help="group the leads into accounts that buy together: "
+                     "adds account_id and buying_role to the leads and writes an accounts table (and its ground truth)")
     gen.set_defaults(run=_generate)
 
     tr = commands.add_parser("train", help="train, evaluate, log to MLflow and register as challenger")
@@ -238,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc = commands.add_parser("score", help="score a snapshot file or event-log folder")
     _add_model_and_input(sc, "score")
     sc.add_argument("--output", required=True, help="CSV or Parquet file, written atomically")
-    sc.add_argument("--top", type=int, default=0, help="print the N highest-scoring leads")
+    sc.add_argument("--top", type=int, default=0, help="print the N highest-scoring leads (and accounts, with a model "
+                    "trained with accounts)")
     sc.add_argument("--rejects", help="where to list rejected rows (default: <output stem>.rejects.csv)")
     sc.add_argument("--config", help="take defaults for the options below from this config's 'scoring' section")
     sc.add_argument("--engine", choices=["pandas", "spark"], help="pandas (default): stream on this machine; "

@@ -12,6 +12,12 @@ Lead ids are read as text in every table (`000123` stays `000123`). Events dated
 creation are counted and reported (a warning naming the table and the count), since they usually mean
 a merged or re-created lead; they are used as they are.
 
+Accounts (`accounts` in the config): the leads table names each lead's account in `accounts.column`, which is
+never a feature (a lead not matched to an account leaves it empty). With `accounts.table` the folder also holds
+an accounts table (the account id and firmographics): its ids must be filled and unique, every account a lead
+names must be in it, and its columns that the leads table lacks are joined onto the leads (a column in both
+keeps the lead's own value; a lead without an account gets them empty).
+
 The export time (`export_time`): `event_log.exported_at` when declared, else the last recorded time (lead
 creation, activity, outcome), but never later than now. Nothing in an export can happen after it was
 taken, so at training events and leads dated later (a typo such as 2150, a clock gone wrong) are refused
@@ -74,15 +80,22 @@ class EventLogLayout:
     leads_table: str = "leads"
     activities_table: str = "activities"
     outcomes_table: str = "outcomes"
+    # Defaults, so that a layout pickled inside a model trained before accounts still loads (as no accounts).
+    accounts_table: str | None = None  # the accounts table in the folder, joined onto the leads
+    account_column: str | None = None  # each lead's account id (empty: none), as in the accounts table; never a feature
 
     @classmethod
     def from_config(cls, cfg: Config) -> EventLogLayout:
+        """The layout the config declares (`event_log`, `data.id_column` and `accounts`)."""
         log_cfg = cfg.event_log
+        accounts = cfg.accounts
         return cls(
             id_column=cfg.data.id_column or "lead_id", created_column=log_cfg.created_column,
             timestamp_column=log_cfg.timestamp_column, activity_type_column=log_cfg.activity_type_column,
             stage_column=log_cfg.stage_column, leads_table=log_cfg.leads_table,
             activities_table=log_cfg.activities_table, outcomes_table=log_cfg.outcomes_table,
+            accounts_table=accounts.table if accounts is not None else None,
+            account_column=accounts.column if accounts is not None else None,
         )
 
 
@@ -107,9 +120,12 @@ def load_event_log(folder, layout: EventLogLayout, *, na_values=(), with_outcome
     """Read and validate leads, activities and (optionally) outcomes from a folder.
 
     `na_values` are cell texts that mean "missing" in the leads table (the profile columns); `read_options`
-    give the CSV separator and encoding (default: detected). Ids are read as text in every table."""
+    give the CSV separator and encoding (default: detected). Ids are read as text in every table. With
+    `layout.account_column` the leads table must have that column; with `layout.accounts_table` that table is
+    read too and its columns the leads lack are joined onto them (`join_accounts`)."""
     base = read_options or ReadOptions()
-    plain = replace(base, na_values=(), text_columns=(layout.id_column, *base.text_columns))
+    ids = (layout.id_column, *((layout.account_column,) if layout.account_column else ()))
+    plain = replace(base, na_values=(), text_columns=(*ids, *base.text_columns))
     source = open_event_log(folder, plain)
     leads = read_rows(source.table(layout.leads_table, replace(plain, na_values=tuple(na_values) or base.na_values)))
     activities = read_rows(source.table(layout.activities_table))
@@ -120,11 +136,63 @@ def load_event_log(folder, layout: EventLogLayout, *, na_values=(), with_outcome
     check_ids(leads, layout.id_column, "leads")
     require_not_null(leads, layout.created_column, "leads", "give every lead its creation time")
     leads = leads.assign(**{layout.created_column: parse_timestamps(leads, layout.created_column, "leads")})
+    if layout.account_column is not None:
+        require_columns(leads, [layout.account_column], "leads",
+                        f"export the leads table with each lead's account id in '{layout.account_column}', or name "
+                        "the column that holds it in accounts.column")
+    if layout.accounts_table is not None:
+        with_na = replace(plain, na_values=tuple(na_values) or base.na_values)
+        accounts = read_rows(source.table(layout.accounts_table, with_na))
+        leads = join_accounts(leads, accounts, layout)
 
     activities = _validate_events(activities, "activities", layout, layout.activity_type_column, leads)
     if outcomes is not None:
         outcomes = _validate_events(outcomes, "outcomes", layout, layout.stage_column, leads)
     return EventLog(leads=leads, activities=activities, outcomes=outcomes)
+
+
+def join_accounts(leads: pd.DataFrame, accounts: pd.DataFrame, layout: EventLogLayout) -> pd.DataFrame:
+    """`leads` with the columns of the accounts table that it lacks, each lead getting its account's values.
+
+    The accounts table's ids (`layout.account_column`) must be filled and unique and hold every account a lead
+    names (`InputError`s naming the column and the rows); a lead with an empty account id has no account and gets
+    the joined columns empty. A column in both tables keeps the lead's own value: a CRM copies company fields onto
+    its leads, and the lead's copy is what scoring sees. Rows and their order are kept."""
+    column, table = layout.account_column, layout.accounts_table
+    require_columns(accounts, [column], table, f"export the {table} table with the account id in '{column}', the "
+                    "column the leads name their account in")
+    ids = accounts[column]
+    empty = _empty_ids(ids)
+    if empty.any():
+        raise InputError(f"account id is empty in {table}", column=column, rows=row_numbers(accounts, empty),
+                         fix="give every account its id, or remove the rows")
+    duplicated = ids.duplicated(keep=False)
+    if duplicated.any():
+        raise InputError(f"duplicate account ids in {table}", column=column, rows=row_numbers(accounts, duplicated),
+                         fix="keep one row per account (deduplicate the export)")
+    # Compare as text, so that an id the two tables were exported with in different types still matches.
+    index = pd.Index(ids.astype("string"))
+    wanted = leads[column].astype("string").mask(_empty_ids(leads[column]))
+    unknown = wanted.notna() & ~wanted.isin(index)
+    if unknown.any():
+        raise InputError(f"leads name account ids that are not in the {table} table", column=column,
+                         rows=row_numbers(leads, unknown),
+                         fix=f"export the {table} table with every account the leads name, or correct the leads' "
+                         "account ids")
+    shared = [c for c in accounts.columns if c != column and c in leads.columns]
+    if shared:
+        log.info("%s: column(s) %s are in the leads table too; each lead keeps its own value", table,
+                 ", ".join(f"'{c}'" for c in shared))
+    added = [c for c in accounts.columns if c != column and c not in leads.columns]
+    without = int(wanted.isna().sum())
+    if without:
+        log.info("leads: %d lead(s) name no account; the %s columns stay empty for them", without, table)
+    joined = accounts[added].set_axis(index).reindex(wanted.to_numpy()).set_axis(leads.index)
+    return pd.concat([leads, joined], axis=1)
+
+
+def _empty_ids(ids: pd.Series) -> pd.Series:
+    return ids.isna() | (ids.astype("string").str.strip() == "").fillna(True)
 
 
 def _validate_events(events, table, layout: EventLogLayout, kind_column, leads) -> pd.DataFrame:
@@ -238,7 +306,9 @@ def feature_spec(log: EventLog, cfg: Config, hidden: list[str] | None = None) ->
         hidden = find_personal_columns(log.leads.drop(columns=[layout.id_column, layout.created_column]),
                                        cfg.data.personal_columns, cfg.data.not_personal)
     hidden = set(hidden) | set(cfg.data.exclude_columns)
-    profile = [c for c in log.leads.columns if c not in {layout.id_column, layout.created_column} | hidden]
+    # The account id names a company, not a trait of the lead: as a feature it would memorise accounts.
+    never = {layout.id_column, layout.created_column} | ({layout.account_column} if layout.account_column else set())
+    profile = [c for c in log.leads.columns if c not in never | hidden]
     dated = profile_dates(log, layout, profile, cfg.data.categorical_columns)
     profile = [c for c in profile if c not in dated]
     signals = dict(log_cfg.signals) or {

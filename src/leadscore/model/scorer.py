@@ -17,8 +17,9 @@ import pandas as pd
 
 from leadscore.data.sources import ReadOptions
 from leadscore.data.validation import check_ids, require_columns, validate_numeric
-from leadscore.errors import InputError
+from leadscore.errors import ConfigError, InputError
 from leadscore.features.events import EventFeatureSpec
+from leadscore.model.accounts import AccountScorer
 from leadscore.model.calibrated import CalibratedModel
 from leadscore.model.cutoffs import Cutoffs
 from leadscore.model.dimensions import DimensionScorer
@@ -31,7 +32,7 @@ from leadscore.schema import ROW_ID, probability_to_score
 class ScoringContract:
     """Input checks shared by every scorer: needs `id_column`, `feature_columns` and `numeric_columns`.
 
-    Every scorer also has the typed attributes `dimensions`, `cutoffs`, `reference` and `explainer`
+    Every scorer also has the typed attributes `dimensions`, `cutoffs`, `reference`, `explainer` and `accounts`
     (None where it has no such part), so that no caller needs to probe for them.
     """
 
@@ -39,6 +40,7 @@ class ScoringContract:
     feature_columns: list[str]
     na_values: tuple[str, ...] = ()  # the training data's placeholders for "missing", applied again at scoring
     decimal: str = "."  # the training data's decimal mark (`data.decimal`): numbers given as text are read with it
+    accounts: AccountScorer | None = None  # the account part; None for a scorer without one (the points fallback)
 
     @property
     def numeric_columns(self) -> list[str]:
@@ -112,6 +114,9 @@ class LeadScorer(ScoringContract):
     explainer: Explainer | None  # exact contributions and reason texts of `classifier`
     na_values: tuple[str, ...] = ()
     decimal: str = "."
+    # Account scores (`leadscore.model.accounts`), when trained with an `accounts` section. A plain default so that
+    # a scorer pickled before this field existed reads as having none.
+    accounts: AccountScorer | None = None
 
     @property
     def numeric_columns(self) -> list[str]:
@@ -122,7 +127,11 @@ class LeadScorer(ScoringContract):
         return self.classifier.predict_proba(features[self.feature_columns])[:, 1]
 
     def predict(self, frame: pd.DataFrame, *, reasons: bool = True) -> pd.DataFrame:
-        """Score leads: one output row per input row, in input order."""
+        """Score leads: one output row per input row, in input order.
+
+        With accounts, every row also gets its account's columns (`schema.LEAD_ACCOUNT_COLUMNS`) computed from the
+        leads of `frame`: right when a frame holds whole accounts (a REST request, in-memory use); a batch job that
+        scores in chunks merges the chunks' account partials instead (`AccountScorer.partials` / `combine`)."""
         valid = self.validate(frame)
         p = self.predict_proba(valid)
         out = pd.DataFrame({
@@ -135,9 +144,25 @@ class LeadScorer(ScoringContract):
         if self.cutoffs is not None:
             out["is_mql"] = p >= self.cutoffs.mql
             out["is_sql"] = p >= self.cutoffs.sql
+        if self.accounts is not None:
+            accounts = self.accounts.score_leads(valid, out, reasons=False)
+            out = pd.concat([out, self.accounts.for_leads(valid, accounts)], axis=1)
         if reasons and self.explainer is not None:
             out = pd.concat([out, self.explainer.reasons(valid, p)], axis=1)
         return out
+
+    def predict_accounts(self, frame: pd.DataFrame, *, reasons: bool = True) -> pd.DataFrame:
+        """The account table (`schema.ACCOUNT_COLUMNS`, then the account reasons) of the leads in `frame`, one row
+        per account, ordered by account id; the frame should hold every open lead of each account it names."""
+        if self.accounts is None:
+            raise ConfigError("this model was trained without accounts, so it has no account scores. Fix: add an "
+                              "accounts section (accounts.column: the account id of each lead) to the config and "
+                              "retrain")
+        valid = self.validate(frame)
+        p = self.predict_proba(valid)
+        scores = pd.DataFrame({self.id_column: valid[self.id_column].to_numpy(), "p_convert": p,
+                               "score": probability_to_score(p)})
+        return self.accounts.score_leads(valid, scores, reasons=reasons)
 
     def unseen_categories(self, frame: pd.DataFrame) -> dict[str, int]:
         """How many values per categorical column were never seen in training (scored as missing)."""

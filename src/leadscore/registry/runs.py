@@ -31,7 +31,7 @@ from leadscore import __version__
 from leadscore.config import Config, PointsCutoffs
 from leadscore.errors import TrackingError
 from leadscore.model.cutoffs import Cutoffs
-from leadscore.model.pyfunc import LeadScorerModel
+from leadscore.model.pyfunc import PARAMS, LeadScorerModel
 from leadscore.registry.loading import LEADSCORE_VERSION_KEY
 from leadscore.registry.store import CHALLENGER, connect, experiment_id
 from leadscore.reporting.importance import write_global_explanations
@@ -157,9 +157,11 @@ def _register(client: MlflowClient, name: str, model_uri: str, run_id: str, resu
 
 
 def _input_example(result: TrainingResult) -> pd.DataFrame:
-    """A few test rows: ids and features only (personal columns never reach the training table)."""
+    """A few test rows: ids and features only (personal columns never reach the training table), and with accounts
+    the account column, so that the signature declares it and serving and Spark pass it to the model."""
     t = result.table
-    return result.split.test[[t.id_column, *t.feature_columns]].drop_duplicates(subset=[t.id_column]).head(5)
+    extra = [t.account_column] if t.account_column and t.account_column not in (t.id_column, *t.feature_columns) else []
+    return result.split.test[[t.id_column, *t.feature_columns, *extra]].drop_duplicates(subset=[t.id_column]).head(5)
 
 
 def _signature(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:
@@ -169,7 +171,7 @@ def _signature(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:
     with warnings.catch_warnings():
         # Its hint about integer inputs with missing values concerns typed inputs; these are untyped (above).
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
-        inferred = infer_signature(example, output, params={"reasons": True})
+        inferred = infer_signature(example, output, params=PARAMS)
     return ModelSignature(inputs=inputs, outputs=inferred.outputs, params=inferred.params)
 
 

@@ -43,6 +43,7 @@ def model_card(result: TrainingResult, cfg: Config, explanations: GlobalExplanat
         _data_section(result, cfg, fallback),
         _metrics_section(result, fallback),
         _cutoffs_section(result),
+        *([_accounts_section(result)] if result.accounts is not None else []),
         _drivers_section(result, cfg, explanations, fallback),
         _leakage_section(result),
         _use_section(result, cfg, fallback),
@@ -200,6 +201,39 @@ def _cutoffs_section(result: TrainingResult) -> str:
             rate = _rate(row)
             lines.append(f"| {row.window} | {row.band} | {row.leads:,} | {row.share_of_leads:.1%} | {rate} | "
                          f"{row.share_of_conversions:.1%} |")
+    return "\n".join(lines)
+
+
+def _accounts_section(result: TrainingResult) -> str:
+    """The account scores: the option chosen and why, every option's test figures, the MQA cutoff, the buying group."""
+    accounts = result.accounts
+    deployed = accounts.deployed
+    backtest = accounts.tables["accounts_backtest"]
+    lines = ["## Accounts", "",
+             f"`p_account`, the probability that an account converts within the horizon, is **{accounts.method}** "
+             f"({backtest.set_index('option').loc[accounts.method, 'how']}): the option of lowest log loss on the test "
+             "window's account rows, out of time (the account model fitted without the test window; the roll-ups of "
+             "lead probabilities from the backtest lead model, calibrated on the calibration window). `max` is the "
+             "best single lead of each account. Differences carry their standard error, clustered by account.", "",
+             "| option | how | log loss | ROC AUC | Brier | log loss gain over max (s.e.) |",
+             "|---|---|---:|---:|---:|---:|"]
+    for row in backtest.itertuples():
+        mark = " (chosen)" if row.option == accounts.method else ""
+        lines.append(f"| {row.option}{mark} | {row.how} | {row.log_loss:.4f} | {row.roc_auc:.4f} | {row.brier:.4f} | "
+                     f"{row.gain_over_max:+.4f} ({row.gain_over_max_se:.4f}) |")
+    mqa = result.metrics.get("accounts_mqa", {})
+    lines += ["", f"- MQA: p_account >= {deployed.cutoff:.4f} (account score {100 * deployed.cutoff:.1f}); policy: "
+              f"{deployed.cutoff_policy}; chosen on the deployed part's out-of-fold probabilities of the test window"]
+    if mqa:
+        lines.append(f"- the backtest's MQA cutoff on the test window: {mqa['share_of_accounts']:.1%} of account rows "
+                     f"are MQAs, converting at {mqa['conversion_rate']:.1%} against {mqa['conversion_rate_below']:.1%} "
+                     f"below (base rate {mqa['base_rate']:.1%})")
+    group = deployed.features.buying_group
+    lines.append(f"- buying group: {', '.join(group)}" if group else "- buying group: none (no role column)")
+    lines.append(f"- an active contact has an activity within {deployed.features.active_days:g} days"
+                 if deployed.features.recency_column
+                 else "- no activity recency: every contact on record counts as engaged")
+    lines.append("- grades: A an MQA at or above twice the base rate, B another MQA, C above the base rate, D below")
     return "\n".join(lines)
 
 

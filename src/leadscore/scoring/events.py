@@ -47,7 +47,7 @@ from leadscore.data.sources import (
 )
 from leadscore.errors import InputError
 from leadscore.features.events import EventFeatureSpec, EventLog, features_as_of, load_event_log
-from leadscore.scoring.job import require_input_columns
+from leadscore.scoring.job import account_inputs, require_input_columns
 
 log = logging.getLogger(__name__)
 # Features of `leads` as of a moment from `activities`, as `leadscore.features.events.features_as_of` computes them.
@@ -109,7 +109,8 @@ def refuse_future_events(event_log: EventLog, spec: EventFeatureSpec, moment: pd
 def event_log_features(scorer, source: EventLogFolder, as_of: str | None,
                        build: FeaturesAsOf = features_as_of) -> tuple[pd.DataFrame, pd.Series]:
     """Features as of `as_of` (default: the last recorded event) for every lead in the log, and each
-    lead's status then: its last terminal stage before that moment, else "open".
+    lead's status then: its last terminal stage before that moment, else "open". With an account part, each
+    row also holds its lead's account column from the leads table (not a feature: the account part reads it).
 
     `build` computes the features (`leadscore.features.events.features_as_of`, the pandas builder, unless an
     engine gives its own, such as Spark's); reading the log, the scoring time and the statuses are the same."""
@@ -125,7 +126,8 @@ def event_log_features(scorer, source: EventLogFolder, as_of: str | None,
             f"leads created after the scoring time {moment}", column=layout.created_column,
             rows=[int(i) + 1 for i in late.to_numpy().nonzero()[0]], fix="score as of a later time (--as-of)",
         )
-    features = build(event_log.leads, event_log.activities, moment, spec)
+    features = with_account_column(scorer, build(event_log.leads, event_log.activities, moment, spec),
+                                   event_log.leads, layout.id_column)
     status = pd.Series("open", index=features.index)
     if event_log.outcomes is not None:
         outcomes = event_log.outcomes[event_log.outcomes[layout.timestamp_column] < moment]
@@ -133,6 +135,30 @@ def event_log_features(scorer, source: EventLogFolder, as_of: str | None,
         final = closing.sort_values(layout.timestamp_column).groupby(layout.id_column)[layout.stage_column].last()
         status = features[layout.id_column].map(final).fillna("open").astype("string")
     return features, status
+
+
+def with_account_column(scorer, features: pd.DataFrame, leads: pd.DataFrame, id_column: str) -> pd.DataFrame:
+    """Feature rows with their lead's account column from the leads table, for a model with an account part (the
+    account id is never a feature, so the feature builders leave it out); unchanged without one."""
+    columns = account_inputs(scorer)
+    if not columns:
+        return features
+    # The leads table names the account column as the layout says (the config's accounts.column, as the part's).
+    layout_column = scorer.event_spec.layout.account_column
+    part_column = scorer.accounts.account_column
+    if layout_column and layout_column != part_column and layout_column in leads.columns:
+        leads = leads.assign(**{part_column: leads[layout_column].to_numpy()})
+    missing = [c for c in columns if c not in leads.columns]
+    if missing:
+        raise InputError(
+            f"the leads table lacks the account column '{missing[0]}', which this model's account scores need",
+            column=missing[0], fix=f"export each lead's account id as the column '{missing[0]}' of the leads table "
+            "(leads without an account may leave it empty), or score with a model trained without an `accounts` section",
+        )
+    # By id, not by position: a feature builder need not keep the leads table's order.
+    by_id = leads.set_index(leads[id_column].to_numpy())[columns]
+    found = by_id.reindex(features[id_column].to_numpy())
+    return features.assign(**{c: found[c].to_numpy() for c in columns})
 
 
 def lead_rows(scorer, location: str | os.PathLike, lead_id: str, as_of: str | None) -> pd.DataFrame:
@@ -170,7 +196,8 @@ def table_rows(scorer, source: TableSource, keep: Callable[[pd.Series], np.ndarr
     """
     require_input_columns(scorer, source.columns)
     id_column = scorer.id_column
-    columns = [c for c in (id_column, *scorer.feature_columns) if c in source.columns]
+    # With an account part the account column too, as the job reads it: the model's `predict` needs it.
+    columns = [c for c in (id_column, *scorer.feature_columns, *account_inputs(scorer)) if c in source.columns]
     kept: list[pd.DataFrame] = []
     numbers: list[np.ndarray] = []
     kept_unreadable: dict[int, str] = {}  # by position among the kept rows, as split_rows takes them
@@ -287,7 +314,8 @@ def _lead_in_event_log(scorer, source: EventLogFolder, lead_id: str, as_of: str 
     moment = scoring_time(recorded_times(event_log, spec.layout), as_of)
     refuse_future_events(event_log, spec, moment, as_of)
     leads = event_log.leads[event_log.leads[spec.layout.id_column].astype(str) == lead_id]
-    return features_as_of(leads, event_log.activities, moment, spec)
+    return with_account_column(scorer, features_as_of(leads, event_log.activities, moment, spec), leads,
+                               spec.layout.id_column)
 
 
 _LEAD_ROWS = {SNAPSHOT: _lead_in_table, EVENT_LOG: _lead_in_event_log}

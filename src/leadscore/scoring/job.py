@@ -8,7 +8,8 @@ everything else is this module's, the same whatever the engine:
 
 - a missing column stops the job before any row is read, and so does an input the engine cannot score;
 - every input row ends as exactly one output row or one row of the rejects file, which names the row,
-  the id, the column and the reason (see `leadscore.data.row_checks`); the counts must add up;
+  the id, the column and the reason (see `leadscore.data.row_checks`; with an account part also
+  `missing account`, `MISSING_ACCOUNT`, after those); the counts must add up;
 - the rejects and the drift report are published once the whole input has been read; the scores only
   when the share of rejected rows is within `max_reject_share`. Each output is written beside its place
   and renamed into it, so a failed or interrupted job leaves the previous scores untouched and no
@@ -20,7 +21,16 @@ everything else is this module's, the same whatever the engine:
 - with a score history (`settings.history`, `--history DIR`; `leadscore.history`): the engine hands each
   scored batch to the job's `HistoryRecorder` (`Tally.history`), which adds `score_change` and
   `change_reasons`; the run's history file is staged before the scores are published and renamed into
-  the history after them and the alerts, so a failed or interrupted job adds nothing to the history.
+  the history after them and the alerts, so a failed or interrupted job adds nothing to the history;
+- with a model that has an account part (`LeadScorer.accounts`, trained with an `accounts` section): the
+  input must hold the account column (a snapshot table; an event log's leads table gives it), every
+  accepted lead counts towards its account, never a rejected one, and the account table is scored from
+  all of them at once, so that it does not depend on how the input was cut into chunks or partitions.
+  Every lead row then carries its account's columns (`schema.LEAD_ACCOUNT_COLUMNS`), taken from that
+  table, which is known only once the whole input is read: an engine stages the lead rows, then adds the
+  account columns in one more pass. The account table is staged beside the scores and published after
+  them, only when the scores are (`AccountTally`; the pandas engine merges per-chunk aggregates, the spark
+  engine groups whole accounts).
 
 Outputs:
 - `output`: the columns `LeadScorer.predict` returns, plus model_name, model_version, scored_at (and
@@ -30,7 +40,11 @@ Outputs:
 - `<output stem>.rejects.csv` (or `rejects_path`): row, id, column, reason, detail;
 - `<output stem>.drift.json`;
 - with a history, `<output stem>.alerts.csv`: the MQL / SQL crossings since each lead's previous score
-  (`leadscore.history.changes.ALERT_COLUMNS`), and one file `<history>/scored_date=YYYY-MM-DD/<run id>.parquet`.
+  (`leadscore.history.changes.ALERT_COLUMNS`), and one file `<history>/scored_date=YYYY-MM-DD/<run id>.parquet`;
+- with an account part, `<output stem>.accounts.<csv|parquet>` (the scores' format; a folder of part files
+  from the spark engine, as its scores are): one row per account of the accepted leads, the columns
+  `schema.ACCOUNT_COLUMNS`, then `account_reasons` and `account_reason_1` ... unless reasons are left out
+  (`AccountScorer.score`). The history records leads only, with or without accounts.
 
 An engine is one entry of `_ENGINES` (the module that defines its `ENGINE`), imported only when asked
 for, so that a job on one engine never loads another's dependencies.
@@ -51,6 +65,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pydantic import ValidationError
@@ -63,10 +78,11 @@ from leadscore.data.streams import OUTPUT_SUFFIXES
 from leadscore.data.validation import require_columns
 from leadscore.errors import ConfigError, InputError, OutputError
 from leadscore.model.drift import DriftCounter
-from leadscore.schema import ROW_ID, STATUS_COLUMN
+from leadscore.schema import ACCOUNT_COLUMNS, ACCOUNT_ID, LEAD_ACCOUNT_COLUMNS, ROW_ID, STATUS_COLUMN
 
 if TYPE_CHECKING:
     from leadscore.history.recorder import HistoryRecorder
+    from leadscore.model.accounts import AccountScorer
     from leadscore.registry.loading import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -75,6 +91,10 @@ REJECTS_SCHEMA = pa.schema([("row", pa.int64()), *((c, pa.large_string()) for c 
 # The engines by name, each the module that defines its `ENGINE`; imported when a job asks for it.
 _ENGINES = {"pandas": "leadscore.scoring.pandas_engine", "spark": "leadscore.scoring.spark_engine"}
 _FORMS = {SNAPSHOT: "snapshot tables (one row per lead)", EVENT_LOG: "event logs"}
+# A row the account part cannot count (it refuses a lead without an account: its account score would be a second
+# lead score): with an account part, a row that passes the row checks and has no account id is rejected for it.
+MISSING_ACCOUNT = "missing account"
+MISSING_ACCOUNT_DETAIL = "the account id is empty; an account score needs every lead's account"
 
 
 @dataclass(frozen=True)
@@ -99,6 +119,10 @@ class ScoringReport:
     scores_changed: int = 0
     first_scores: int = 0
     alerts: int = 0
+    accounts: str | None = None  # the account table, with a model that has an account part
+    accounts_scored: int = 0
+    mqas: int = 0  # marketing-qualified accounts
+    top_accounts: pd.DataFrame | None = None
 
     @property
     def rows_rejected(self) -> int:
@@ -110,6 +134,8 @@ class ScoringReport:
         why = ", ".join(f"{n:,} {reason}" for reason, n in self.rejected.items() if n) or "none"
         return (f"scored {self.rows_scored:,} of {self.rows_read:,} leads with {self.model_name} version "
                 f"{self.model_version} -> {self.output}; rejected {self.rows_rejected:,} ({why}) -> {self.rejects}"
+                + (f"; {self.accounts_scored:,} account(s) scored, {self.mqas:,} MQA(s) -> {self.accounts}"
+                   if self.accounts else "")
                 + (f"; history: {self.scores_changed:,} score(s) changed since the previous scoring, "
                    f"{self.first_scores:,} first score(s), {self.alerts:,} alert(s) -> {self.alerts_path}; "
                    f"appended to {self.history}" if self.history else ""))
@@ -126,6 +152,7 @@ class Job:
     output: str
     rejects: str
     settings: ScoringConfig
+    accounts: str | None = None  # where the account table goes, with a model that has an account part
 
     @property
     def fmt(self) -> str:
@@ -135,10 +162,11 @@ class Job:
 
 @dataclass(frozen=True)
 class Staged:
-    """The temporary names an engine writes the scores and the rejects to; the job publishes them."""
+    """The temporary names an engine writes the scores, the rejects and the account table to; the job publishes them."""
 
     scores: str
     rejects: str
+    accounts: str | None = None  # with a model that has an account part
 
 
 class Files(Protocol):
@@ -167,7 +195,9 @@ class EngineRun(Protocol):
 
     def write(self, job: Job, staged: Staged, tally: Tally) -> None:
         """Read, check and score every row of `job.source`; write the scores to `staged.scores` and the
-        rejects (`REJECT_COLUMNS`, in input order) to `staged.rejects`; count all of it in `tally`."""
+        rejects (`REJECT_COLUMNS`, in input order) to `staged.rejects`; count all of it in `tally`. With an
+        account part (`tally.accounts`), write the account table of the accepted leads to `staged.accounts`,
+        give every score row its account's columns from it, and count it (`AccountTally.count`)."""
 
 
 @dataclass(frozen=True)
@@ -196,11 +226,14 @@ def engine_named(name: str) -> Engine:
 class Tally:
     """The running counts of a job, which its engine adds to as rows are read, rejected and scored."""
 
-    def __init__(self, scorer, top: int, history: HistoryRecorder | None = None):
+    def __init__(self, scorer, top: int, history: HistoryRecorder | None = None, accounts: AccountTally | None = None):
         self.rows_read = self.rows_scored = 0
         # With a score history, engines pass each scored batch through it (`HistoryRecorder.annotate`).
         self.history = history
-        self.rejected: Counter[str] = Counter({reason: 0 for reason in REASONS})
+        # With an account part, engines hand it the accepted leads (pandas) or the account table (spark).
+        self.accounts = accounts
+        reasons = (*REASONS, MISSING_ACCOUNT) if accounts is not None else REASONS
+        self.rejected: Counter[str] = Counter({reason: 0 for reason in reasons})
         # Models trained before drift references existed have none: no drift report, unseen values counted apart.
         self.drift = DriftCounter(scorer.reference) if scorer.reference is not None else None
         self.unseen: Counter[str] = Counter()
@@ -231,6 +264,125 @@ class Tally:
         if self.rows_scored + sum(self.rejected.values()) != self.rows_read:
             raise RuntimeError(f"{self.rows_read} rows read but {self.rows_scored} scored and "
                                f"{sum(self.rejected.values())} rejected")
+
+
+class AccountTally:
+    """The account side of a run whose model has an account part (`leadscore.model.accounts.AccountScorer`).
+
+    The pandas engine hands it each chunk's accepted leads with their scores (`add`), of which it keeps only
+    the mergeable aggregates (`AccountScorer.partials`: one row per account and chunk), and asks for the
+    account table once the whole input is read (`table`); the spark engine scores whole accounts itself and
+    counts its table here (`count`, `keep_top`). Rejected rows are never handed to it.
+    """
+
+    # Partial rows kept before they are merged into one row per account. An export sorted by time rather than
+    # by account spreads an account over many chunks; merging as they pile up keeps memory bounded by the
+    # number of accounts, not of chunks.
+    compact_rows = 250_000
+
+    def __init__(self, part: AccountScorer, reasons: bool, top: int):
+        self.part, self.reasons, self.top_n = part, reasons, top
+        self.scored = self.mqas = 0
+        self.top: pd.DataFrame | None = None
+        self._partials: list[pd.DataFrame] = []
+        self._rows = self._merged_rows = 0
+
+    def add(self, leads: pd.DataFrame, scores: pd.DataFrame) -> None:
+        """Count a batch of accepted leads (their feature rows with the id and account columns) towards their
+        accounts; `scores` are the model's output rows for them, in the same order."""
+        partials = self.part.partials(leads.reset_index(drop=True), scores.reset_index(drop=True))
+        self._partials.append(partials)
+        self._rows += len(partials)
+        if self._rows > max(self.compact_rows, 2 * self._merged_rows):
+            merged = self.part.combine(pd.concat(self._partials, ignore_index=True))
+            self._partials, self._rows, self._merged_rows = [merged], len(merged), len(merged)
+
+    def table(self) -> pd.DataFrame:
+        """The account table of every lead added (one row per account; see `AccountScorer.score`), counted."""
+        if not self._partials:  # no lead was accepted: a table without rows
+            table = pd.DataFrame({c: pd.Series(dtype=object) for c in ACCOUNT_COLUMNS})
+        else:
+            combined = self.part.combine(pd.concat(self._partials, ignore_index=True))
+            table = self.part.score(combined, reasons=self.reasons)
+        self._partials, self._rows = [], 0
+        self.count(len(table), int(mqa_flags(table).sum()))
+        self.keep_top(table)
+        return table
+
+    def count(self, accounts: int, mqas: int) -> None:
+        """Count accounts scored and, among them, marketing-qualified accounts."""
+        self.scored += accounts
+        self.mqas += mqas
+
+    def keep_top(self, table: pd.DataFrame) -> None:
+        """Keep the best `top` accounts among those kept so far and `table` (see `top_accounts`)."""
+        if not self.top_n:
+            return
+        best = top_accounts(table, self.top_n)
+        self.top = best if self.top is None else top_accounts(pd.concat([self.top, best], ignore_index=True), self.top_n)
+
+    def report_fields(self, path: str) -> dict:
+        """The report's account fields."""
+        return {"accounts": path, "accounts_scored": self.scored, "mqas": self.mqas, "top_accounts": self.top}
+
+
+# The account columns of a lead row but the account id: the lead rows carry the id from the start, the values
+# only once the whole input is read.
+ACCOUNT_VALUES = tuple(c for c in LEAD_ACCOUNT_COLUMNS if c != ACCOUNT_ID)
+
+
+def mqa_flags(table: pd.DataFrame) -> pd.Series:
+    """`is_mqa` of an account table as booleans (missing: not an MQA)."""
+    return table["is_mqa"].astype("boolean").fillna(False).astype(bool)
+
+
+def top_accounts(table: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The `n` accounts with the highest `p_account`, ties by account id (as text), so the choice is deterministic."""
+    ranked = table.assign(_key=table[ACCOUNT_ID].astype("string")).sort_values(
+        ["p_account", "_key"], ascending=[False, True], kind="stable", na_position="last")
+    return ranked.drop(columns="_key").head(n).reset_index(drop=True)
+
+
+def account_inputs(scorer) -> list[str]:
+    """The input columns the model's account part reads beyond its id and features: the account column (never a
+    feature), and the buying-group role column when it is not a feature either; none without an account part."""
+    part = scorer.accounts
+    if part is None:
+        return []
+    known = {scorer.id_column, *scorer.feature_columns}
+    wanted = [part.account_column, part.features.role_column]
+    return [c for i, c in enumerate(wanted) if c and c not in known and c not in wanted[:i]]
+
+
+def missing_accounts(values: pd.Series) -> np.ndarray:
+    """Where a lead's account id is empty (missing, or blanks only): the leads the account part refuses."""
+    text = values.astype("string").str.strip()
+    return (text.isna() | (text == "")).to_numpy(dtype=bool)
+
+
+def staged_lead_rows(out: pd.DataFrame, leads: pd.DataFrame, account_column: str) -> pd.DataFrame:
+    """A batch of the model's output as it is staged until the account table is known: with each lead's
+    account id (`ACCOUNT_ID`), without the account values the model computed from this batch's leads alone
+    (an account may straddle batches; `with_account_columns` adds the values of all its leads)."""
+    staged = out.drop(columns=[c for c in ACCOUNT_VALUES if c in out.columns])
+    if ACCOUNT_ID not in staged.columns:
+        staged[ACCOUNT_ID] = leads[account_column].to_numpy()
+    return staged
+
+
+def with_account_columns(rows: pd.DataFrame, lead_columns: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:
+    """Lead rows with their account's columns from `lead_columns` (one row per account,
+    `AccountScorer.lead_columns`), matched on `ACCOUNT_ID` as text; missing for a lead without an account.
+
+    `order` is the column order of the result (that of the model's own output); else the values come last."""
+    keys = lead_columns[ACCOUNT_ID].astype("string")
+    if keys.duplicated().any():  # the account part's contract: one row per account
+        raise RuntimeError(f"{int(keys.duplicated().sum())} account(s) have more than one row in the account table")
+    values = lead_columns[list(ACCOUNT_VALUES)].set_axis(pd.Index(keys.to_numpy(), dtype="string"))
+    found = values.reindex(pd.Index(rows[ACCOUNT_ID].astype("string").to_numpy(), dtype="string"))
+    out = rows.drop(columns=[c for c in ACCOUNT_VALUES if c in rows.columns])
+    out = out.assign(**{c: found[c].to_numpy() for c in ACCOUNT_VALUES})
+    return out[[c for c in order if c in out.columns]] if order else out
 
 
 def scored_at(fmt: str, now: datetime | None = None) -> pd.Timestamp | str:
@@ -277,16 +429,25 @@ def score_file(
             log.info("removed %s, left behind by a job that was killed", stale)
     started = time.perf_counter()
     loaded = load_model(model_uri)
+    part = loaded.scorer.accounts
+    accounts_path = accounts_path_of(output) if part is not None else None
+    if accounts_path is not None:
+        refuse_overwriting_input(input_path, {"the account table": accounts_path})
+        for stale in remove_stale_temporaries(accounts_path):
+            log.info("removed %s, left behind by a job that was killed", stale)
     # Read as the model's training data was read (its placeholders for "missing", its decimal mark).
     source = open_source(input_path, loaded.scorer.read_options())
     if source.form == SNAPSHOT:
         require_input_columns(loaded.scorer, source.columns)
-    job = Job(model_uri, loaded, source, as_of, output, rejects, settings)
+        require_account_column(loaded.scorer, source.columns)
+    job = Job(model_uri, loaded, source, as_of, output, rejects, settings, accounts_path)
     history = _history_recorder(settings.history, loaded.scorer, as_of)
-    tally = Tally(loaded.scorer, top, history)
+    accounts = AccountTally(part, settings.reasons, top) if part is not None else None
+    tally = Tally(loaded.scorer, top, history, accounts)
     with engine.start(settings) as run:
         try:
-            staged = Staged(_aside(run.files, output), _aside(run.files, rejects))
+            staged = Staged(aside(run.files, output), aside(run.files, rejects),
+                            aside(run.files, accounts_path) if accounts_path is not None else None)
             run.write(job, staged, tally)
             if tally.rows_read == 0:
                 raise InputError(f"no leads to score in {input_path}", fix="give at least one row")
@@ -302,12 +463,15 @@ def score_file(
                 unseen_categories=tally.drift.other_counts() if tally.drift is not None else dict(tally.unseen),
                 drifted=drifted, top=tally.top,
                 **(_history_counts(history, alerts_path) if history is not None else {}),
+                **(accounts.report_fields(accounts_path) if accounts is not None else {}),
             )
             check_reject_share(report, settings.max_reject_share)
             # The history file is staged before the scores are published and renamed in after them (and the
             # alerts): a job that fails anywhere before adds nothing to the history.
             history_file = _stage_history(history) if history is not None else None
             _publish(run.files, staged.scores, output)
+            if staged.accounts is not None:  # after the scores, as the alerts: both are read beside them
+                _publish(run.files, staged.accounts, accounts_path)
             if history is not None:
                 _write_text(run.files, alerts_path, history.alerts_csv())
                 _publish_history(history, history_file)
@@ -322,6 +486,11 @@ def score_file(
 def alerts_path_of(output: str | Path) -> str:
     """The alerts file beside an output: `<output stem>.alerts.csv`."""
     return side_paths(output)[0].removesuffix(".rejects.csv") + ".alerts.csv"
+
+
+def accounts_path_of(output: str | Path) -> str:
+    """The account table beside an output, in the output's format: `<output stem>.accounts.<csv|parquet>`."""
+    return side_paths(output)[0].removesuffix(".rejects.csv") + ".accounts" + Path(str(output).rstrip("/")).suffix
 
 
 def _history_recorder(path: str | None, scorer, as_of: str | None) -> HistoryRecorder | None:
@@ -387,7 +556,8 @@ def _require_form(engine: Engine, form: str, input_path, as_of: str | None) -> N
             )
 
 
-def _aside(files: Files, path: str) -> str:
+def aside(files: Files, path: str) -> str:
+    """A temporary name beside `path` (`Files.temporary`); an `OutputError` naming `path` when there is none."""
     try:
         return files.temporary(path)
     except OSError as exc:
@@ -448,6 +618,19 @@ def require_input_columns(scorer, columns: list[str]) -> None:
         require_columns(header, [scorer.id_column], "the leads to score", "give every lead its id column")
     require_columns(header, scorer.feature_columns, "the leads to score",
                     "add the column: the model was trained with it (or retrain without it)")
+
+
+def require_account_column(scorer, columns: list[str]) -> None:
+    """Fail the whole job, before any row is read, when a model with an account part is given a table without
+    the account column (an event log's account column is checked when its leads table is read)."""
+    missing = [c for c in account_inputs(scorer) if c not in columns]
+    if missing:
+        raise InputError(
+            f"the leads to score lack the account column '{missing[0]}', which this model's account scores need",
+            column=missing[0],
+            fix=f"add each lead's account id as the column '{missing[0]}' (leads without an account may leave it "
+            "empty), or score with a model trained without an `accounts` section",
+        )
 
 
 def check_reject_share(report: ScoringReport, limit: float) -> None:

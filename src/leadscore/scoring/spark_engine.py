@@ -22,6 +22,13 @@ each lead's status), its features as of the scoring time are computed by Spark f
 training uses (`leadscore.features.spark`), and those rows, one per lead in the order of the leads table
 with their `lead_status`, are then checked and scored as a table.
 
+With an account part (a model trained with an `accounts` section), the accepted leads and their scores are
+grouped by account, each account's leads whole in one group (`groupBy(...).applyInPandas`), and scored by the
+model's own account part (`AccountScorer.score_leads`), so the account table equals the pandas engine's. It is
+written beside the scores, as they are (`<output stem>.accounts.<csv|parquet>`, a folder of part files), and its
+account columns (`AccountScorer.lead_columns`) are joined onto every lead row, replacing those the model computed
+from the leads of one Arrow batch only. Leads without an account get no account values.
+
 PySpark is an optional extra (`pip install 'leadscore[spark]'`, with Java 17 or newer). The master URL
 is `--spark-master`, else LEADSCORE_SPARK_MASTER, else the config's `scoring.spark_master`, else
 `local[*]`; a Spark session that is already running (e.g. in a notebook) is used as it is
@@ -53,9 +60,24 @@ from leadscore.data.streams import FORMULA_START, PLAIN_NUMBER
 from leadscore.errors import InputError
 from leadscore.features import spark as spark_features
 from leadscore.model.drift import SCORE, DriftCounter
-from leadscore.schema import PROVENANCE_COLUMNS, STATUS_COLUMN
+from leadscore.schema import ACCOUNT_ID, CHANGE_COLUMNS, LEAD_ACCOUNT_COLUMNS, PROVENANCE_COLUMNS, STATUS_COLUMN
 from leadscore.scoring.events import event_log_features
-from leadscore.scoring.job import Engine, Job, Staged, Tally, model_params, scored_at, top_leads
+from leadscore.scoring.job import (
+    ACCOUNT_VALUES,
+    MISSING_ACCOUNT,
+    MISSING_ACCOUNT_DETAIL,
+    AccountTally,
+    Engine,
+    Job,
+    Staged,
+    Tally,
+    account_inputs,
+    missing_accounts,
+    model_params,
+    scored_at,
+    top_accounts,
+    top_leads,
+)
 from leadscore.spark_session import require_pyspark, spark_session
 
 log = logging.getLogger(__name__)
@@ -126,7 +148,17 @@ class _SparkJob:
             from leadscore.history.spark import with_changes
 
             scores = with_changes(self.spark, valid, scores, tally.history)
+        persisted = [checked, scores]
         try:
+            if tally.accounts is not None:  # the account table, and its columns on every lead row
+                accounts = self._account_table(valid, scores).persist(StorageLevel.MEMORY_AND_DISK)
+                persisted.append(accounts)
+                joined = self._with_account_columns(scores, accounts).persist(StorageLevel.MEMORY_AND_DISK)
+                persisted.append(joined)
+                joined.count()  # materialised before the rows it was computed from are released
+                scores.unpersist()
+                scores = joined
+                self._write_accounts(accounts, staged.accounts, tally.accounts)
             tally.reject(dict(checked.filter(F.col("reason").isNotNull()).groupBy("reason").count().collect()))
             written = _neutralised(scores) if self.job.fmt == ".csv" else scores
             with _parquet_timestamps(self.spark):
@@ -138,16 +170,16 @@ class _SparkJob:
             if tally.top_n:
                 tally.keep_top(self._top(scores, tally.top_n))
         finally:
-            scores.unpersist()
-            checked.unpersist()
+            for frame in (scores, *persisted):  # `scores` may have been replaced by history's (`with_changes`)
+                frame.unpersist()
 
     def _numbered(self, raw):
         """The id and feature columns with each row's 1-based position in the input, and the row count."""
         from pyspark.sql import functions as F
 
         scorer = self.scorer
-        columns = [c for c in (scorer.id_column, *scorer.feature_columns, UNREADABLE_COLUMN, _STATUS)
-                   if c in raw.columns]
+        columns = [c for c in (scorer.id_column, *scorer.feature_columns, *account_inputs(scorer), UNREADABLE_COLUMN,
+                                _STATUS) if c in raw.columns]
         counts = dict(raw.select(F.spark_partition_id().alias("p")).groupBy("p").count().collect())
         offsets, total = [], 0
         for partition in range(raw.rdd.getNumPartitions()):
@@ -169,6 +201,8 @@ class _SparkJob:
 
         id_column, numeric = self.scorer.id_column, list(self.scorer.numeric_columns)
         decimal = self.scorer.decimal  # cells are text: numbers are read with the training data's decimal mark
+        part = self.scorer.accounts
+        account = part.account_column if part is not None else None
         fields = [StructField(f.name, DoubleType() if f.name in numeric else f.dataType) for f in numbered.schema
                   if f.name != UNREADABLE_COLUMN]
         schema = StructType([*fields, *(StructField(name, StringType()) for name in PROBLEM_COLUMNS)])
@@ -180,6 +214,9 @@ class _SparkJob:
                     flags = batch.pop(UNREADABLE_COLUMN)
                     unreadable = {i: why for i, why in enumerate(flags) if isinstance(why, str)}
                 typed, problems = row_problems(batch, id_column, numeric, unreadable, decimal)
+                if account is not None:  # after the row checks, as the pandas engine rejects them
+                    empty = missing_accounts(typed[account]) & problems["reason"].isna().to_numpy()
+                    problems.loc[empty, list(PROBLEM_COLUMNS)] = [account, MISSING_ACCOUNT, MISSING_ACCOUNT_DETAIL]
                 yield typed.join(problems)
 
         checked = _map_in_pandas(numbered, check, schema)
@@ -242,6 +279,95 @@ class _SparkJob:
             for spec in schema.inputs if spec.name in returned.columns
         ])
 
+    def _account_table(self, valid, scores):
+        """One row per account of the accepted leads (`AccountScorer.score_leads` on all of an account's leads at
+        once, grouped by the account column): the same table as the pandas engine's."""
+        from pyspark.sql import functions as F
+
+        part, reasons = self.scorer.accounts, self.reasons
+        leads, outputs = self._account_columns(scores)
+        # Columns travel under positional names (a dot in a name would be read as a struct field), keyed by the id.
+        lead_safe = {name: f"_l{i}" for i, name in enumerate(leads)}
+        out_safe = {name: f"_s{i}" for i, name in enumerate(outputs)}
+        key = self.scorer.id_column
+        rows = valid.select(*[spark_column(c).alias(lead_safe[c]) for c in leads]).join(
+            scores.select(*[spark_column(c).alias(out_safe[c]) for c in outputs]),
+            F.col(lead_safe[key]) == F.col(out_safe[key]))
+        lead_names = {v: k for k, v in lead_safe.items()}
+        out_names = {v: k for k, v in out_safe.items()}
+
+        def as_pandas(frame):
+            return (frame[list(lead_names)].rename(columns=lead_names).reset_index(drop=True),
+                    frame[list(out_names)].rename(columns=out_names).reset_index(drop=True))
+
+        example = self._account_example()
+        table_safe = {name: f"_a{i}" for i, name in enumerate(example.columns)}
+        schema = _spark_schema(example.rename(columns=table_safe))
+
+        def score_account(frame):
+            return part.score_leads(*as_pandas(frame), reasons=reasons).rename(columns=table_safe)
+
+        table = rows.groupBy(F.col(lead_safe[part.account_column])).applyInPandas(score_account, schema)
+        return table.select(*[F.col(safe).alias(name) for name, safe in table_safe.items()])
+
+    def _account_example(self):
+        """The account table of the model's input example, scored on the driver: what types its columns have."""
+        pyfunc, scorer = self.loaded.pyfunc, self.scorer
+        example = pyfunc.input_example
+        if example is None or scorer.accounts.account_column not in example.columns:
+            raise InputError(f"model {self.model_uri} has no input example with the account column, which the spark "
+                             "engine needs", fix="retrain it with this version of leadscore, or score with --engine pandas")
+        leads = scorer.validate(example)
+        return scorer.accounts.score_leads(leads, scorer.predict(leads, reasons=False), reasons=self.reasons)
+
+    def _account_columns(self, scores) -> tuple[list[str], list[str]]:
+        """The columns the account part reads: the accepted leads' (id, features, account column) and the model's
+        output for them (provenance, status and score changes left out)."""
+        leads = [self.scorer.id_column, *self.scorer.feature_columns, *account_inputs(self.scorer)]
+        left_out = {*PROVENANCE_COLUMNS, *CHANGE_COLUMNS, STATUS_COLUMN, *ACCOUNT_VALUES}
+        return leads, [c for c in scores.columns if c not in left_out]
+
+    def _with_account_columns(self, scores, accounts):
+        """The lead rows with their account's columns from the account table (`AccountScorer.lead_columns`),
+        matched on the account id as text, in the model's column order."""
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import StructField, StructType
+
+        if ACCOUNT_ID not in scores.columns:
+            raise InputError(f"model {self.model_uri} does not return the account id of its leads, which the spark "
+                             "engine needs", fix="retrain it with this version of leadscore, or score with --engine pandas")
+        part = self.scorer.accounts
+        values = {name: f"_v{i}" for i, name in enumerate(ACCOUNT_VALUES)}
+        safe = {ACCOUNT_ID: "_key", **values}
+
+        def lead_columns(batches):
+            for batch in batches:
+                yield part.lead_columns(batch)[[ACCOUNT_ID, *ACCOUNT_VALUES]].rename(columns=safe)
+
+        # `lead_columns` picks the account table's own columns (schema.LEAD_ACCOUNT_COLUMNS): typed as there.
+        types = {f.name: f.dataType for f in accounts.schema}
+        schema = StructType([StructField(safe[c], types[c]) for c in LEAD_ACCOUNT_COLUMNS])
+        per_account = _map_in_pandas(accounts, lead_columns, schema).withColumn("_key", F.col("_key").cast("string"))
+        order = [*scores.columns, *(c for c in ACCOUNT_VALUES if c not in scores.columns)]
+        joined = scores.drop(*[c for c in ACCOUNT_VALUES if c in scores.columns]).join(
+            per_account, spark_column(ACCOUNT_ID).cast("string") == F.col("_key"), how="left")
+        return joined.select(*[F.col(values[c]).alias(c) if c in values else spark_column(c) for c in order])
+
+    def _write_accounts(self, accounts, path: str, tally: AccountTally) -> None:
+        """Write the account table to `path` (a folder of part files, in the output's format), ordered by account id,
+        and count it."""
+        from pyspark.sql import functions as F
+
+        table = accounts.orderBy(spark_column(ACCOUNT_ID).cast("string"))
+        written = _neutralised(table) if self.job.fmt == ".csv" else table
+        written.write.options(**_CSV_WRITE).format(self.job.fmt[1:]).save(path)
+        counted = accounts.agg(F.count(F.lit(1)).alias("n"),
+                               F.sum(F.coalesce(F.col("is_mqa").cast("int"), F.lit(0))).alias("mqas")).first()
+        tally.count(int(counted["n"]), int(counted["mqas"] or 0))
+        if tally.top_n:
+            best = accounts.orderBy(F.desc_nulls_last("p_account"), spark_column(ACCOUNT_ID).cast("string"))
+            tally.keep_top(top_accounts(best.limit(tally.top_n).toPandas(), tally.top_n))
+
     def _write_rejects(self, checked, path: str) -> None:
         """The rejected rows in input order, as one CSV file at `path`."""
         from pyspark.sql import functions as F
@@ -302,6 +428,35 @@ def _event_log_frame(job: _SparkJob):
 
 
 _INPUT_FRAMES = {SNAPSHOT: _table_frame, EVENT_LOG: _event_log_frame}
+
+
+def _spark_schema(frame):
+    """A Spark struct for the columns of a pandas frame: booleans, whole numbers, numbers and times as such,
+    anything else (text, or nothing to type it by) as text."""
+    import pandas as pd
+    from pyspark.sql.types import (
+        BooleanType,
+        DoubleType,
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+        TimestampType,
+    )
+
+    def spark_type(values):
+        if pd.api.types.is_bool_dtype(values):
+            return BooleanType()
+        if pd.api.types.is_integer_dtype(values):
+            return LongType()
+        if pd.api.types.is_float_dtype(values):
+            return DoubleType()
+        if pd.api.types.is_datetime64_any_dtype(values):
+            return TimestampType()
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        return BooleanType() if kind == "boolean" else StringType()
+
+    return StructType([StructField(str(c), spark_type(frame[c])) for c in frame.columns])
 
 
 def _map_in_pandas(frame, function, schema):

@@ -53,6 +53,38 @@ lives for ``LIFE_WEEKS`` (26) weeks after its creation, simulated in weekly step
    own (so again nothing else changes). A lead recycles at most once; the rows of its second episode
    follow its other rows.
 
+Accounts
+--------
+With ``accounts=True`` the leads are contacts of companies that buy together (B2B). Everything the
+accounts add is drawn from a random stream of its own (child ``(b, 2)`` of block b's seed), so the
+draws of steps 1-5 are made as without accounts and then some are replaced:
+
+- **Grouping.** Within each block of 1,000 leads, consecutive leads form accounts of
+  ``min(Geometric(1/3), 8)`` contacts (1 to 8, mean about 3; the block's last account is cut at the
+  block's end). Account ids are ``A`` and a zero-padded number, in lead order over the whole funnel.
+- **Firmographics.** Each account draws company size, industry and country with the same
+  probabilities as a lead, an email domain, and a head count (``employees``, log-uniform within its
+  company-size band, ``5000+`` up to 100,000). Its contacts take its company size, industry,
+  country and domain before ``true_fit`` is computed, so the truth holds the shared values. The
+  contacts' own missing-at-random hiding of company size and industry still applies on the leads.
+- **Buying-group role** (``buying_role``), from the true seniority and department: ``decision_maker``
+  for a Director, VP or C-level lead (any department); otherwise ``finance`` for the Finance
+  department, ``technical`` for IT and Engineering, and ``user`` for everyone else (Marketing,
+  Sales, Operations, HR, Student). The role is always filled, also where the department is hidden.
+- **Account intent.** An account is in market with probability ``sigmoid(-1.4 + 0.8 * mean true_fit
+  of its contacts)``; its ``decision_at`` is uniform over the 26 weeks after its first contact's
+  creation. Every contact shares the account's ``in_market``; a contact's own buying window peaks
+  at the account's decision plus N(0, 0.5 week) (steps 3-5 then work from it unchanged; its
+  ``truth_leads`` row holds the contact's own window).
+- **Buying group.** ``G_w`` is the number of distinct roles among the contacts of the lead's account
+  (the lead included) with a buying-group event (product or pricing page view, content download,
+  webinar, demo or quote request, trial sign-up) in the two weeks before the start of the lead's
+  week w (events strictly before it; the whole simulated paths, as for E and S). The weekly hazard
+  of step 4 gains ``buying_group_coef * max(G_w - 1, 0)`` (``buying_group_coef`` = 0.5): every further
+  role working on the purchase makes each contact likelier to convert. A contact's events dropped
+  after its conversion come after its account's first conversion, so they never change when an
+  account first converts.
+
 Because every lead is simulated to the end of its life, the event log reaches up to 26 weeks
 past ``start + days``.
 
@@ -69,6 +101,18 @@ Ground truth
   activity path (including the events that a conversion then drops): the probability of
   converting within the life that an oracle knowing the path would give.
 
+``truth_accounts`` (with ``accounts``; one row per account, in id order):
+
+- ``account_id``; ``in_market`` and ``decision_at`` (NaT when not in market): the account's buying
+  window, before its contacts' jitter; ``contacts``: its number of leads.
+- ``converted_at``: the first conversion of any of its leads (NaT if none).
+- ``p_convert_life``: ``1 - prod over its leads of (1 - lead p_convert_life)``, the probability that
+  some contact converts within its life given the simulated paths.
+
+The observable ``accounts`` table has ``account_id``, ``company_size``, ``industry``, ``country``
+(never missing there) and ``employees``, which the leads do not carry; the leads gain
+``account_id`` and ``buying_role`` and keep their own company columns (as CRMs copy them).
+
 The true probability that sales accepts an MQL is ``sigmoid(sal_logit.intercept + sal_logit.slope *
 true_fit)`` (``true_sal_probability``).
 
@@ -78,22 +122,27 @@ true_fit)`` (``true_sal_probability``).
 ``intent_half_life_days`` (activity keys are the activity type, or ``page_view:<page>`` for page
 views), ``engagement_coef`` and ``intent_coef``, ``life_weeks``, ``mql_engagement_threshold``,
 ``sql_intent_threshold``, ``hazard`` (the formula above), ``sal_logit``, ``driver_effects`` and ``realised``.
+With ``accounts`` also ``accounts``: the grouping (``contacts``), ``firmographics``,
+``employees_by_company_size``, ``in_market_logit``, ``decision_jitter_weeks``, ``roles`` and
+``role_mapping``, ``buying_group_coef``, ``buying_group_window_weeks``, ``buying_group_kinds``, the
+formulas ``buying_group`` and ``hazard``, and the realised ``n_accounts``, ``n_converted`` and
+``conversion_rate`` of accounts.
 
 ``driver_effects`` ranks the observable drivers, largest first: for each profile column and each
 activity key, the standard deviation of its direct contribution to the weekly hazard log-odds over
 all lead-weeks at risk. The engagement term is split between activity keys by their share of E.
-The UTM campaign is exactly 0. Profile columns also act through interest and the buying window,
-so their total effect is larger than this direct one. ``realised`` gives the conversion rate and
-the number of events of the generated data, and the number of MQLs sales decided on before the lead
-left the funnel: ``n_sal_accepted`` and ``n_sal_rejected`` (counted whether or not rejections are written;
+The UTM campaign is exactly 0. With accounts, ``buying_group`` (the buying-group term) is a driver
+too. Profile columns also act through interest and the buying window, so their total effect is
+larger than this direct one. ``realised`` gives the conversion rate and the number of events of the
+generated data, and the number of MQLs sales decided on before the lead left the funnel: ``n_sal_accepted`` and ``n_sal_rejected`` (counted whether or not rejections are written;
 decisions of second episodes included with ``recycling``), and ``n_recycled``, the second episodes.
 
 Reproducibility
 ---------------
 Leads are simulated in fixed blocks of ``_BLOCK`` (1,000) leads; block b draws from
-``SeedSequence(seed).spawn(...)[b]`` (a second episode's decision from its child ``(b, 1)``), so the
-data depend only on ``(n_leads, seed, start, days, sal_rejections, recycling)`` and never on how many
-blocks are generated or written at a time.
+``SeedSequence(seed).spawn(...)[b]`` (a second episode's decision from its child ``(b, 1)``, accounts
+from ``(b, 2)``), so the data depend only on ``(n_leads, seed, start, days, sal_rejections, recycling, accounts)`` and never on how
+many blocks are generated or written at a time. Accounts never span two blocks, for the same reason.
 """
 
 from __future__ import annotations
@@ -126,6 +175,11 @@ _TABLE_FILES = {
     "outcomes": "outcomes",
     "truth_leads": "ground_truth_leads",
 }
+_ACCOUNT_TABLE_FILES = {  # written only with accounts=True
+    "accounts": "accounts",
+    "truth_accounts": "ground_truth_accounts",
+}
+_FILE_STEMS = _TABLE_FILES | _ACCOUNT_TABLE_FILES
 _TRUTH_FILE = "ground_truth"
 _FORMATS = ("parquet", "csv")
 
@@ -139,19 +193,23 @@ class SyntheticFunnel:
     outcomes: pd.DataFrame
     truth_leads: pd.DataFrame
     truth: dict
+    accounts: pd.DataFrame | None = None  # with accounts=True: one row per account
+    truth_accounts: pd.DataFrame | None = None
 
 
 def generate_funnel(n_leads: int, seed: int, start: str = "2025-01-01", days: int = 730, *,
-                    sal_rejections: bool = False, recycling: bool = False) -> SyntheticFunnel:
+                    sal_rejections: bool = False, recycling: bool = False, accounts: bool = False) -> SyntheticFunnel:
     """Simulate `n_leads` leads created uniformly over `days` days from `start` (UTC).
 
     The same arguments always give identical frames. Everything is held in memory; for millions
     of leads use `generate_to_dir`, which writes the same data chunk by chunk. `sal_rejections` adds
     a ``SAL_rejected`` outcome for each MQL sales decided not to accept (nothing else changes);
-    `recycling` also brings rejected leads back for a second episode (see the module doc).
+    `recycling` also brings rejected leads back for a second episode; `accounts` groups the leads
+    into accounts (companies) that buy together and adds the ``accounts`` and ``truth_accounts``
+    tables (see the module doc).
     """
-    stream = _FunnelStream(n_leads, seed, start, days, sal_rejections, recycling)
-    pieces: dict[str, list[pd.DataFrame]] = {name: [] for name in _TABLE_FILES}
+    stream = _FunnelStream(n_leads, seed, start, days, sal_rejections, recycling, accounts)
+    pieces: dict[str, list[pd.DataFrame]] = {name: [] for name in stream.tables}
     for chunk in stream.chunks(_DEFAULT_CHUNK):
         for name, frame in chunk.items():
             pieces[name].append(frame)
@@ -160,13 +218,15 @@ def generate_funnel(n_leads: int, seed: int, start: str = "2025-01-01", days: in
 
 
 def write_funnel(funnel: SyntheticFunnel, out_dir: str | Path, fmt: str = "parquet") -> dict[str, Path]:
-    """Write the four tables and ``ground_truth.json`` into `out_dir`; returns name -> path.
+    """Write the tables and ``ground_truth.json`` into `out_dir`; returns name -> path.
 
     Names are the file stems (``leads``, ``activities``, ``outcomes``, ``ground_truth_leads``,
-    ``ground_truth``). Each file is written to a temporary file beside it and renamed into
-    place, so a reader never sees a half-written file.
+    ``ground_truth``, and for a funnel with accounts ``accounts`` and ``ground_truth_accounts``).
+    Each file is written to a temporary file beside it and renamed into place, so a reader never
+    sees a half-written file.
     """
-    writers = _open_writers(Path(out_dir), fmt)
+    names = [*_TABLE_FILES, *(name for name in _ACCOUNT_TABLE_FILES if getattr(funnel, name) is not None)]
+    writers = _open_writers(Path(out_dir), fmt, names)
     try:
         for name, writer in writers.items():
             writer.write(getattr(funnel, name))
@@ -188,6 +248,7 @@ def generate_to_dir(
     *,
     sal_rejections: bool = False,
     recycling: bool = False,
+    accounts: bool = False,
 ) -> dict[str, Path]:
     """Simulate and write a funnel chunk by chunk, keeping memory bounded for millions of leads.
 
@@ -195,13 +256,13 @@ def generate_to_dir(
     `chunk_size` leads (rounded up to whole blocks of 1,000) are simulated and appended at a
     time. Activities are written in global time order: events that a later lead could still
     precede wait in a buffer, which holds about the events of the leads created in the last
-    ``LIFE_WEEKS`` weeks. `sal_rejections` and `recycling` as for `generate_funnel`.
+    ``LIFE_WEEKS`` weeks. `sal_rejections`, `recycling` and `accounts` as for `generate_funnel`.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     out = Path(out_dir)
-    stream = _FunnelStream(n_leads, seed, start, days, sal_rejections, recycling)
-    writers = _open_writers(out, fmt)
+    stream = _FunnelStream(n_leads, seed, start, days, sal_rejections, recycling, accounts)
+    writers = _open_writers(out, fmt, stream.tables)
     try:
         for chunk in stream.chunks(chunk_size):
             for name, frame in chunk.items():
@@ -414,8 +475,39 @@ _SAL_LOGIT = (0.5, 1.5)  # intercept, slope on true_fit: sales accepts leads tha
 _SAL_DELAY_DAYS = (0.25, 2.0)  # minimum, mean of the exponential rest
 _RECYCLE_AFTER_DAYS = 30  # a rejected lead can be an MQL again this long after the rejection
 
+# Accounts (accounts=True) ------------------------------------------------------------------------
+_FIRMOGRAPHICS = ("company_size", "industry", "country")  # shared by every contact of an account
+_ACCOUNT_SIZE_P = 1 / 3  # contacts per account: geometric on 1, 2, ... (mean 3) ...
+_MAX_CONTACTS = 8  # ... capped here
+_DECISION_JITTER_WEEKS = 0.5  # sd of a contact's decision around its account's
+_BUYING_GROUP_COEF = 0.5  # hazard log-odds per active buying-group role beyond the first
+_BUYING_GROUP_WINDOW_WEEKS = 2  # a role is active with a buying-group event in this many weeks before a week
+# Deliberate engagement and intent: the events that show a contact working on the purchase (not the
+# passive ones such as email opens and blog or home page views, nor careers-page visits).
+_BUYING_GROUP_KINDS = ("page_view:product", "page_view:pricing", "content_download", "webinar_attended",
+                       "demo_request", "quote_request", "trial_signup")
+# Head count by company-size band (log-uniform within the band); only the accounts table holds it.
+_EMPLOYEES = {"1-10": (1, 10), "11-50": (11, 50), "51-200": (51, 200), "201-1000": (201, 1_000),
+              "1001-5000": (1_001, 5_000), "5000+": (5_001, 100_000)}
+_ROLES = ("decision_maker", "finance", "technical", "user")
+_DECISION_MAKERS = ("Director", "VP", "C-level")  # seniority: decides, whatever the department
+_ROLE_BY_DEPARTMENT = {"Finance": "finance", "IT": "technical", "Engineering": "technical"}  # else user
+
 _W_ENGAGEMENT = _per_kind(_ENGAGEMENT_WEIGHTS)
 _W_INTENT = _per_kind(_INTENT_WEIGHTS)
+_GROUP_KIND = _per_kind(dict.fromkeys(_BUYING_GROUP_KINDS, 1.0)) > 0
+_EMPLOYEE_BOUNDS = np.array([_EMPLOYEES[size] for size in _ATTRIBUTES["company_size"].values], dtype=float)
+
+
+def _role_codes() -> np.ndarray:
+    """Buying-group role code by (seniority code, department code): seniority first, then department."""
+    seniority, department = _ATTRIBUTES["seniority"].values, _ATTRIBUTES["department"].values
+    return np.array([[_ROLES.index("decision_maker") if level in _DECISION_MAKERS
+                      else _ROLES.index(_ROLE_BY_DEPARTMENT.get(unit, "user")) for unit in department]
+                     for level in seniority])
+
+
+_ROLE_OF = _role_codes()
 _STAGES = ("MQL", "SAL", SAL_REJECTED, "SQL", "won", "lost", "MQL", "SAL", SAL_REJECTED)  # then a second episode
 _DRIVERS = (*_ATTRIBUTES, "utm_campaign", *_KINDS)
 
@@ -481,7 +573,9 @@ _D = len(_DRIVERS)
 _TALLY_WEEKS, _TALLY_EVENTS, _TALLY_CONVERTED = 2 * _D, 2 * _D + 1, 2 * _D + 2
 _TALLY_ACCEPTED, _TALLY_REJECTED = 2 * _D + 3, 2 * _D + 4  # MQLs sales decided on, by decision
 _TALLY_RECYCLED = 2 * _D + 5
-_TALLY_SIZE = 2 * _D + 6
+_TALLY_GROUP = 2 * _D + 6  # sum and sum of squares of the buying-group term (accounts only)
+_TALLY_ACCOUNTS, _TALLY_ACCOUNTS_CONVERTED = 2 * _D + 8, 2 * _D + 9
+_TALLY_SIZE = 2 * _D + 10
 
 
 @dataclass
@@ -494,13 +588,37 @@ class _Block:
     event_key: np.ndarray  # sorted; event second after start * n_leads + lead index
     event_kind: np.ndarray
     tally: np.ndarray
+    accounts: dict[str, np.ndarray] | None = None  # with accounts: the accounts table's columns ...
+    truth_accounts: dict[str, np.ndarray] | None = None  # ... and the account truth, as numbers
+
+    @property
+    def n_accounts(self) -> int:
+        return 0 if self.accounts is None else len(self.accounts["index"])
+
+
+@dataclass(frozen=True)
+class _Accounts:
+    """How one block's leads form accounts, and what each account draws from its own random stream."""
+
+    of_lead: np.ndarray  # each lead's account, counted from 0 within the block
+    first: np.ndarray  # each account's first lead; an account's leads are consecutive
+    codes: dict[str, np.ndarray]  # firmographic value codes per account
+    domain: np.ndarray
+    employees: np.ndarray
+    market_draw: np.ndarray  # uniform: in market when below the account's probability
+    decision_week: np.ndarray  # weeks after the creation of the account's first lead
+    jitter_weeks: np.ndarray  # per lead: its decision relative to its account's
+
+    @property
+    def contacts(self) -> np.ndarray:
+        return np.bincount(self.of_lead, minlength=len(self.first))
 
 
 class _FunnelStream:
     """Simulates the blocks in order and hands them out as frames, a chunk of blocks at a time."""
 
     def __init__(self, n_leads: int, seed: int, start: str, days: int, sal_rejections: bool = False,
-                 recycling: bool = False) -> None:
+                 recycling: bool = False, accounts: bool = False) -> None:
         if n_leads < 1:
             raise ValueError(f"n_leads must be at least 1, got {n_leads}")
         if days < 1:
@@ -513,6 +631,8 @@ class _FunnelStream:
         self.seed = int(seed)
         self.days = int(days)
         self.recycling = bool(recycling)
+        self.accounts = bool(accounts)
+        self.tables = [*_TABLE_FILES, *(_ACCOUNT_TABLE_FILES if self.accounts else ())]
         self.sal_rejections = bool(sal_rejections) or self.recycling  # a second episode follows a rejection
         self.start = start_ts.floor("s")
         self.start_s = int(self.start.timestamp())
@@ -541,8 +661,12 @@ class _FunnelStream:
         pending_key = np.empty(0, np.int64)
         pending_kind = np.empty(0, np.int8)
         tally = np.zeros(_TALLY_SIZE)
+        n_accounts = 0  # accounts numbered over the whole funnel, in lead order
         for first in range(0, n_blocks, per_chunk):
-            blocks = [_simulate_block(self, b) for b in range(first, min(first + per_chunk, n_blocks))]
+            blocks = []
+            for b in range(first, min(first + per_chunk, n_blocks)):
+                blocks.append(_simulate_block(self, b, n_accounts))
+                n_accounts += blocks[-1].n_accounts
             for block in blocks:
                 tally += block.tally  # always block by block, so sums do not depend on chunking
             next_lead = (first + per_chunk) * _BLOCK
@@ -554,12 +678,16 @@ class _FunnelStream:
             else:
                 limit = np.iinfo(np.int64).max
             key, kind, pending_key, pending_kind = _merge_events(pending_key, pending_kind, blocks, limit)
-            yield {
+            frames = {
                 "leads": self._leads_frame(_concat(b.leads for b in blocks)),
                 "activities": self._activities_frame(key[:_ACTIVITY_PIECE], kind[:_ACTIVITY_PIECE]),
                 "outcomes": self._outcomes_frame(_concat(b.outcomes for b in blocks)),
                 "truth_leads": self._truth_frame(_concat(b.truth for b in blocks)),
             }
+            if self.accounts:
+                frames["accounts"] = self._accounts_frame(_concat(b.accounts for b in blocks))
+                frames["truth_accounts"] = self._truth_accounts_frame(_concat(b.truth_accounts for b in blocks))
+            yield frames
             # The last chunk releases the whole buffer: hand it out in bounded pieces.
             for at in range(_ACTIVITY_PIECE, len(key), _ACTIVITY_PIECE):
                 yield {"activities": self._activities_frame(key[at : at + _ACTIVITY_PIECE],
@@ -574,12 +702,16 @@ class _FunnelStream:
         lead_weeks = tally[_TALLY_WEEKS]
         mean = tally[:_D] / lead_weeks
         spread = np.sqrt(np.maximum(tally[_D : 2 * _D] / lead_weeks - mean**2, 0.0))
-        effects = sorted(((name, round(float(v), 4)) for name, v in zip(_DRIVERS, spread)),
-                         key=lambda item: (-item[1], item[0]))
+        drivers = list(zip(_DRIVERS, spread))
+        if self.accounts:
+            group_mean = tally[_TALLY_GROUP] / lead_weeks
+            drivers.append(("buying_group", np.sqrt(max(tally[_TALLY_GROUP + 1] / lead_weeks - group_mean**2, 0.0))))
+        effects = sorted(((name, round(float(v), 4)) for name, v in drivers), key=lambda item: (-item[1], item[0]))
         n_events, n_converted = int(tally[_TALLY_EVENTS]), int(tally[_TALLY_CONVERTED])
-        return {
+        truth = {
             "generation": {"n_leads": self.n, "seed": self.seed, "start": self.start.isoformat(), "days": self.days,
-                           "sal_rejections": self.sal_rejections, "recycling": self.recycling},
+                           "sal_rejections": self.sal_rejections, "recycling": self.recycling,
+                           "accounts": self.accounts},
             "life_weeks": LIFE_WEEKS,
             "intercept": _INTERCEPT,
             "fit_effects": {name: dict(zip(attr.values, attr.effects)) for name, attr in _ATTRIBUTES.items()}
@@ -608,10 +740,41 @@ class _FunnelStream:
                 "n_recycled": int(tally[_TALLY_RECYCLED]),
             },
         }
+        if self.accounts:
+            n_accounts, n_accounts_converted = int(tally[_TALLY_ACCOUNTS]), int(tally[_TALLY_ACCOUNTS_CONVERTED])
+            truth["accounts"] = {
+                "contacts": {"distribution": "min(geometric(p), max_contacts), consecutive leads of one block",
+                             "p": _ACCOUNT_SIZE_P, "max_contacts": _MAX_CONTACTS},
+                "firmographics": list(_FIRMOGRAPHICS),
+                "employees_by_company_size": {size: list(bounds) for size, bounds in _EMPLOYEES.items()},
+                "in_market_logit": {"intercept": _IN_MARKET_LOGIT[0], "slope": _IN_MARKET_LOGIT[1],
+                                    "on": "the mean true_fit of the account's contacts"},
+                "decision_jitter_weeks": _DECISION_JITTER_WEEKS,
+                "roles": list(_ROLES),
+                "role_mapping": {"decision_maker": {"seniority": list(_DECISION_MAKERS)},
+                                 **{role: {"department": [d for d, r in _ROLE_BY_DEPARTMENT.items() if r == role]}
+                                    for role in ("finance", "technical")},
+                                 "user": "every other lead"},
+                "buying_group_coef": _BUYING_GROUP_COEF,
+                "buying_group_window_weeks": _BUYING_GROUP_WINDOW_WEEKS,
+                "buying_group_kinds": list(_BUYING_GROUP_KINDS),
+                "buying_group": "G_w = number of distinct buying_role values among the contacts of the lead's "
+                                "account (the lead included) with an event of a buying_group_kinds kind in "
+                                "[start of week w - buying_group_window_weeks weeks, start of week w)",
+                "hazard": "p_w = sigmoid(intercept + true_fit + engagement_coef * log1p(E_w) + intent_coef * S_w"
+                          " + buying_group_coef * max(G_w - 1, 0) + noise)",
+                "n_accounts": n_accounts,
+                "n_converted": n_accounts_converted,
+                "conversion_rate": n_accounts_converted / n_accounts,
+            }
+        return truth
 
     def _lead_ids(self, index: np.ndarray) -> pa.Array:
+        return self._ids("L", index)
+
+    def _ids(self, prefix: str, index: np.ndarray) -> pa.Array:
         digits = pc.utf8_lpad(pc.cast(pa.array(index + 1), pa.large_string()), width=self.id_width, padding="0")
-        return _join("L", digits)
+        return _join(prefix, digits)
 
     def _timestamps(self, offset_s: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
         return pa.array((offset_s + self.start_s) * _US, type=pa.timestamp("us", tz="UTC"), mask=missing)
@@ -634,6 +797,25 @@ class _FunnelStream:
             "job_title": _take(_JOB_TITLES, cols["job_title"]),
             **profile,
             "utm_campaign": _take(_CAMPAIGNS, cols["utm_campaign"]),
+            **({"account_id": self._ids("A", cols["account"]), "buying_role": _take(_ROLES, cols["buying_role"])}
+               if self.accounts else {}),
+        }).to_pandas()
+
+    def _accounts_frame(self, cols: dict[str, np.ndarray]) -> pd.DataFrame:
+        return pa.table({
+            "account_id": self._ids("A", cols["index"]),
+            **{name: _take(_ATTRIBUTES[name].values, cols[name]) for name in _FIRMOGRAPHICS},
+            "employees": cols["employees"],
+        }).to_pandas()
+
+    def _truth_accounts_frame(self, cols: dict[str, np.ndarray]) -> pd.DataFrame:
+        return pa.table({
+            "account_id": self._ids("A", cols["index"]),
+            "in_market": cols["in_market"],
+            "decision_at": self._timestamps(cols["decision"], missing=~cols["in_market"]),
+            "contacts": cols["contacts"],
+            "converted_at": self._timestamps(cols["converted"], missing=cols["converted"] < 0),
+            "p_convert_life": cols["p_convert_life"],
         }).to_pandas()
 
     def _activities_frame(self, key: np.ndarray, kind: np.ndarray) -> pd.DataFrame:
@@ -668,10 +850,11 @@ class _FunnelStream:
         }).to_pandas()
 
 
-def _simulate_block(stream: _FunnelStream, block: int) -> _Block:
+def _simulate_block(stream: _FunnelStream, block: int, account_offset: int = 0) -> _Block:
     """Simulate the leads of one block from the block's own random stream, vectorised over leads.
 
-    Times are whole seconds; inside the block they count from each lead's creation.
+    Times are whole seconds; inside the block they count from each lead's creation. With accounts,
+    the block's accounts are numbered from `account_offset` (the accounts of the blocks before it).
     """
     rng = np.random.default_rng(np.random.SeedSequence(stream.seed, spawn_key=(block,)))
     lo = block * _BLOCK
@@ -682,6 +865,12 @@ def _simulate_block(stream: _FunnelStream, block: int) -> _Block:
     # Profile --------------------------------------------------------------------------------
     codes = {name: rng.choice(len(attr.values), size=m, p=attr.probs) for name, attr in _ATTRIBUTES.items()}
     codes["seniority"] = np.where(codes["department"] == _STUDENT, _INTERN, codes["seniority"])
+    accounts = _draw_accounts(stream.seed, block, m) if stream.accounts else None
+    if accounts is not None:
+        # A company's contacts share its firmographics, set before true_fit so that the truth holds them.
+        # The main stream's own draws were made all the same, so that it stays aligned with accounts=False.
+        for name in _FIRMOGRAPHICS:
+            codes[name] = accounts.codes[name][accounts.of_lead]
     true_fit = sum(np.asarray(attr.effects)[codes[name]] for name, attr in _ATTRIBUTES.items())
     noise = rng.normal(0.0, _NOISE_SCALE, m)
     shown = {name: np.where(rng.random(m) < _MISSING_RATE, -1, codes[name]) if name in _MASKED else codes[name]
@@ -693,12 +882,21 @@ def _simulate_block(stream: _FunnelStream, block: int) -> _Block:
         "domain": rng.integers(0, len(_DOMAINS), m),
         "phone": rng.integers(2_000_000_000, 10_000_000_000, m),
     }
+    if accounts is not None:
+        personal["domain"] = accounts.domain[accounts.of_lead]  # one company, one email domain
 
     # Latent state ---------------------------------------------------------------------------
     mean_interest = _SOURCE_INTEREST[codes["lead_source"]] * np.exp(_INTEREST_FIT_SLOPE * true_fit)
     interest = rng.gamma(_INTEREST_SHAPE, mean_interest / _INTEREST_SHAPE)
     in_market = rng.random(m) < _sigmoid(_IN_MARKET_LOGIT[0] + _IN_MARKET_LOGIT[1] * true_fit)
     decision_week = rng.random(m) * LIFE_WEEKS
+    if accounts is not None:
+        # The company is in market, and decides, as a whole; each contact's decision is a little off its account's.
+        mean_fit = np.bincount(accounts.of_lead, weights=true_fit) / accounts.contacts
+        account_market = accounts.market_draw < _sigmoid(_IN_MARKET_LOGIT[0] + _IN_MARKET_LOGIT[1] * mean_fit)
+        account_decision = created[accounts.first] + np.floor(accounts.decision_week * _WEEK_S).astype(np.int64)
+        in_market = account_market[accounts.of_lead]
+        decision_week = (account_decision[accounts.of_lead] - created) / _WEEK_S + accounts.jitter_weeks
 
     # Activities: Poisson counts per (lead, week, kind), then one row per event -----------------
     mid_week = np.arange(LIFE_WEEKS) + 0.5
@@ -727,8 +925,14 @@ def _simulate_block(stream: _FunnelStream, block: int) -> _Block:
     per_kind_s = _week_start_states(lead, week, kind, time, m, _INTENT_HALF_LIFE_DAYS)
     engagement = per_kind_e @ _W_ENGAGEMENT
     intent = per_kind_s @ _W_INTENT
-    hazard = _sigmoid(_INTERCEPT + (true_fit + noise)[:, None] + _ENGAGEMENT_COEF * np.log1p(engagement)
-                      + _INTENT_COEF * intent)
+    logit = (_INTERCEPT + (true_fit + noise)[:, None] + _ENGAGEMENT_COEF * np.log1p(engagement)
+             + _INTENT_COEF * intent)
+    if accounts is not None:
+        role = _ROLE_OF[codes["seniority"], codes["department"]]
+        active_roles = _active_roles(accounts.of_lead, role, created, lead, kind, time)
+        group_term = _BUYING_GROUP_COEF * np.maximum(active_roles - 1, 0)
+        logit = logit + group_term
+    hazard = _sigmoid(logit)
     success = rng.random((m, LIFE_WEEKS)) < hazard
     converts = success.any(axis=1)
     conv_week = np.where(converts, success.argmax(axis=1), LIFE_WEEKS)
@@ -763,6 +967,16 @@ def _simulate_block(stream: _FunnelStream, block: int) -> _Block:
     tally[_TALLY_ACCEPTED] = (accepted & decided).sum() + (second[1] >= 0).sum()
     tally[_TALLY_REJECTED] = (~accepted & decided).sum() + (second[2] >= 0).sum()
     tally[_TALLY_RECYCLED] = (second[0] >= 0).sum()
+    p_convert_life = 1.0 - np.prod(1.0 - hazard, axis=1)
+    converted = np.where(converts, created + conv_time, -1)
+    account_tables: dict[str, dict[str, np.ndarray] | None] = {"accounts": None, "truth_accounts": None}
+    if accounts is not None:
+        tally[_TALLY_GROUP] = np.sum(at_risk * group_term)
+        tally[_TALLY_GROUP + 1] = np.sum(at_risk * group_term**2)
+        account_tables = _account_tables(accounts, account_offset, account_market, account_decision,
+                                         converted, p_convert_life)
+        tally[_TALLY_ACCOUNTS] = len(accounts.first)
+        tally[_TALLY_ACCOUNTS_CONVERTED] = (account_tables["truth_accounts"]["converted"] >= 0).sum()
 
     event_key = (created[lead] + time) * stream.n + index[lead]
     order = np.argsort(event_key, kind="stable")
@@ -774,6 +988,7 @@ def _simulate_block(stream: _FunnelStream, block: int) -> _Block:
             **shown,
             **personal,
             "job_title": codes["seniority"] * n_departments + codes["department"],
+            **({"account": account_offset + accounts.of_lead, "buying_role": role} if accounts is not None else {}),
         },
         truth={
             "index": index,
@@ -781,8 +996,8 @@ def _simulate_block(stream: _FunnelStream, block: int) -> _Block:
             "interest": interest,
             "in_market": in_market,
             "decision": created + np.floor(decision_week * _WEEK_S).astype(np.int64),
-            "converted": np.where(converts, created + conv_time, -1),
-            "p_convert_life": 1.0 - np.prod(1.0 - hazard, axis=1),
+            "converted": converted,
+            "p_convert_life": p_convert_life,
         },
         outcomes={
             "index": index[out_lead],
@@ -792,7 +1007,85 @@ def _simulate_block(stream: _FunnelStream, block: int) -> _Block:
         event_key=event_key[order],
         event_kind=kind[order].astype(np.int8),
         tally=tally,
+        **account_tables,
     )
+
+
+def _draw_accounts(seed: int, block: int, m: int) -> _Accounts:
+    """Group the block's `m` leads into accounts of consecutive leads and draw what belongs to each account.
+
+    Everything comes from a stream of its own, child (block, 2) of the seed, so that the block's main
+    stream, and with it every row of a funnel without accounts, is the same with or without them."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(block, 2)))
+    sizes = np.minimum(rng.geometric(_ACCOUNT_SIZE_P, m), _MAX_CONTACTS)
+    ends = np.cumsum(sizes)
+    n_accounts = int(np.searchsorted(ends, m)) + 1  # the block's last account is cut at its end
+    ends = np.minimum(ends[:n_accounts], m)
+    first = np.concatenate([[0], ends[:-1]])
+    codes = {name: rng.choice(len(_ATTRIBUTES[name].values), size=n_accounts, p=_ATTRIBUTES[name].probs)
+             for name in _FIRMOGRAPHICS}
+    domain = rng.integers(0, len(_DOMAINS), n_accounts)
+    low, high = _EMPLOYEE_BOUNDS[codes["company_size"]].T
+    employees = np.floor(low * np.exp(rng.random(n_accounts) * np.log((high + 1) / low))).astype(np.int64)
+    return _Accounts(
+        of_lead=np.repeat(np.arange(n_accounts), ends - first),
+        first=first,
+        codes=codes,
+        domain=domain,
+        employees=np.clip(employees, low.astype(np.int64), high.astype(np.int64)),
+        market_draw=rng.random(n_accounts),
+        decision_week=rng.random(n_accounts) * LIFE_WEEKS,
+        jitter_weeks=rng.normal(0.0, _DECISION_JITTER_WEEKS, m),
+    )
+
+
+def _active_roles(
+    of_lead: np.ndarray, role: np.ndarray, created: np.ndarray, lead: np.ndarray, kind: np.ndarray, time: np.ndarray,
+) -> np.ndarray:
+    """Per lead and week of its life, how many distinct roles of its account's contacts had a buying-group event
+    in the ``_BUYING_GROUP_WINDOW_WEEKS`` weeks before the week starts (events strictly before it).
+
+    Returns shape (leads, weeks).
+
+    The whole simulated paths count, like the weekly states: the events a contact's conversion then drops come
+    after the account's first conversion, so they never change when an account first converts."""
+    m = len(of_lead)
+    hit = _GROUP_KIND[kind]
+    base = int(created.min())
+    at = created[lead[hit]] - base + time[hit]  # seconds since the block's first lead was created
+    span = int(created.max()) - base + _LIFE_S + 1  # every such time and week start is below it
+    group = of_lead * len(_ROLES) + role  # (account, role) of each lead
+    keys = np.sort(group[lead[hit]] * span + at)
+    week_start = (created - base)[:, None] + np.arange(LIFE_WEEKS) * _WEEK_S
+    window_start = np.maximum(week_start - _BUYING_GROUP_WINDOW_WEEKS * _WEEK_S, 0)
+    count = np.zeros((m, LIFE_WEEKS), dtype=np.int64)
+    for r in range(len(_ROLES)):
+        offset = ((of_lead * len(_ROLES) + r) * span)[:, None]
+        count += np.searchsorted(keys, offset + week_start) > np.searchsorted(keys, offset + window_start)
+    return count
+
+
+def _account_tables(
+    accounts: _Accounts, offset: int, in_market: np.ndarray, decision: np.ndarray, converted: np.ndarray,
+    p_convert_life: np.ndarray,
+) -> dict[str, dict[str, np.ndarray]]:
+    """The accounts table and the account truth of one block, as numbers (times in seconds after start)."""
+    index = offset + np.arange(len(accounts.first))
+    never = np.iinfo(np.int64).max
+    first_conversion = np.minimum.reduceat(np.where(converted >= 0, converted, never), accounts.first)
+    return {
+        "accounts": {"index": index, **accounts.codes, "employees": accounts.employees},
+        "truth_accounts": {
+            "index": index,
+            "in_market": in_market,
+            "decision": decision,
+            "contacts": accounts.contacts.astype(np.int64),
+            "converted": np.where(first_conversion == never, -1, first_conversion),
+            # Given the simulated paths the contacts' weekly draws are independent: the account stays
+            # unconverted only if every contact does.
+            "p_convert_life": 1.0 - np.multiply.reduceat(1.0 - p_convert_life, accounts.first),
+        },
+    }
 
 
 def _second_episode(
@@ -971,14 +1264,14 @@ class _TableWriter:
         self.tmp.unlink(missing_ok=True)
 
 
-def _open_writers(out_dir: Path, fmt: str) -> dict[str, _TableWriter]:
+def _open_writers(out_dir: Path, fmt: str, names: Iterable[str]) -> dict[str, _TableWriter]:
     if fmt not in _FORMATS:
         raise ValueError(f"fmt must be one of {_FORMATS}, got {fmt!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
     writers: dict[str, _TableWriter] = {}
     try:
-        for name, stem in _TABLE_FILES.items():
-            writers[name] = _TableWriter(out_dir / f"{stem}.{fmt}", fmt)
+        for name in names:
+            writers[name] = _TableWriter(out_dir / f"{_FILE_STEMS[name]}.{fmt}", fmt)
     except BaseException:
         for writer in writers.values():
             writer.discard()
@@ -988,7 +1281,7 @@ def _open_writers(out_dir: Path, fmt: str) -> dict[str, _TableWriter]:
 
 def _commit(writers: dict[str, _TableWriter], truth: dict, out_dir: Path) -> dict[str, Path]:
     """Rename the finished tables into place and write ``ground_truth.json`` the same way."""
-    paths = {_TABLE_FILES[name]: writer.commit() for name, writer in writers.items()}
+    paths = {_FILE_STEMS[name]: writer.commit() for name, writer in writers.items()}
     target = out_dir / f"{_TRUTH_FILE}.json"
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=out_dir)
     try:

@@ -88,6 +88,8 @@ class TrainingTable:
     inferred_time_column: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)  # what reading decided, in words, for the run and the card
     label_description: str = ""  # what the label means, in words (event log: `leadscore.features.events.label_text`)
+    # The account id of every row (`accounts.column`), kept in `frame` and never a feature; None without accounts.
+    account_column: str | None = None
 
     @property
     def conversions(self) -> int:
@@ -124,13 +126,26 @@ def too_few_conversions(table: TrainingTable, minimum: int) -> InputError:
 
 def _from_snapshot(cfg: Config) -> TrainingTable:
     data = cfg.data
+    account = cfg.accounts.column if cfg.accounts else None
     stage("reading")
-    # Declared categories stay text under a decimal comma, as scoring reads them: `3,5` is a level, not 3.5.
-    text = [data.id_column, *(data.categorical_columns if data.decimal == "," else ())]
+    # Declared categories stay text under a decimal comma, as scoring reads them: `3,5` is a level, not 3.5. Account
+    # ids are text, as lead ids are (`000123` stays `000123`).
+    text = [data.id_column, account, *(data.categorical_columns if data.decimal == "," else ())]
     frame = read_table(data.resolved_path, csv_separator=data.csv_separator, na_values=data.na_values,
                        encoding=data.encoding, text_columns=[c for c in text if c], decimal=data.decimal)
     stage("features")
-    return snapshot_table(frame, data)
+    return snapshot_table(frame, data, account_column=account)
+
+
+def _refuse_personal_account(decisions: list[PersonalDecision], column: str) -> None:
+    """The account id is written beside every account score: it may not be a personal column."""
+    decision = next((d for d in decisions if d.column == column), None)
+    if decision is not None and decision.personal:
+        raise ConfigError(
+            f"accounts.column names '{column}', a personal column ({decision.why}): it would be copied to every "
+            f"output. Fix: name a non-personal column (a CRM account id) as accounts.column, or, if '{column}' holds "
+            "nothing personal, list it in data.not_personal"
+        )
 
 
 def decide_personal(frame: pd.DataFrame, data: DataConfig, *, table: str, id_column: str | None,
@@ -170,16 +185,23 @@ def columns_to_drop(decisions: list[PersonalDecision], data: DataConfig, frame: 
     return personal, free_text
 
 
-def snapshot_table(frame: pd.DataFrame, data: DataConfig) -> TrainingTable:
+def snapshot_table(frame: pd.DataFrame, data: DataConfig, account_column: str | None = None) -> TrainingTable:
     """A snapshot table (one row per lead, as read) checked and shaped as the `data` section describes.
 
-    Personal columns are dropped here, before anything else sees the rows."""
+    Personal columns are dropped here, before anything else sees the rows. `account_column` (`accounts.column`) is
+    kept in the frame and never a feature."""
     required = [c for c in (data.label_column, data.id_column, data.time_column) if c]
     require_columns(frame, required, "the training table", "name the right columns in the data section of the config")
+    if account_column:
+        require_columns(frame, [account_column], "the training table",
+                        "name the account id column of the table in accounts.column, or remove the accounts section")
 
     decisions = decide_personal(frame, data, table="the training table", id_column=data.id_column,
                                 roles={"label_column": data.label_column, "time_column": data.time_column})
-    hidden, free_text = columns_to_drop(decisions, data, frame, (data.id_column, data.label_column, data.time_column))
+    if account_column:
+        _refuse_personal_account(decisions, account_column)
+    hidden, free_text = columns_to_drop(decisions, data, frame,
+                                        (data.id_column, data.label_column, data.time_column, account_column))
     frame = frame.drop(columns=[*hidden, *free_text])
     notes = [f"free-text column '{c}' is not a feature (not declared in data.categorical_columns)" for c in free_text]
     if data.id_column:
@@ -196,8 +218,10 @@ def snapshot_table(frame: pd.DataFrame, data: DataConfig) -> TrainingTable:
     unknown_excluded = [c for c in data.exclude_columns if c not in frame.columns]
     if unknown_excluded:
         raise ConfigError(f"data.exclude_columns names columns the data does not have: {unknown_excluded}")
-    reserved = {id_column, data.label_column, data.time_column, *data.exclude_columns}
+    reserved = {id_column, data.label_column, data.time_column, account_column, *data.exclude_columns}
     features = [c for c in frame.columns if c not in reserved]
+    if account_column:
+        frame[account_column] = frame[account_column].astype("string")
     inferred = None
     dates = {c: parsed for c in features if c not in data.categorical_columns
              for parsed in [parse_dates(frame[c])] if parsed is not None}
@@ -233,7 +257,7 @@ def snapshot_table(frame: pd.DataFrame, data: DataConfig) -> TrainingTable:
     return TrainingTable(
         frame=frame, id_column=id_column, label_column=data.label_column, time_column=time_column,
         feature_columns=features, event_spec=None, dropped_personal=hidden, personal_decisions=tuple(decisions),
-        inferred_time_column=inferred, notes=tuple(notes),
+        inferred_time_column=inferred, notes=tuple(notes), account_column=account_column,
     )
 
 
@@ -307,6 +331,11 @@ def _from_event_log(cfg: Config) -> TrainingTable:
     spec = feature_spec(log, cfg, hidden=[*hidden, *free_text])
     check_target_stages(log, layout, cfg.event_log)  # a misspelt transition stage, before any row is built
     frame = training_rows(log, spec, cfg.event_log, observed_until=exported)
+    account = cfg.accounts.column if cfg.accounts else None
+    features = spec.feature_columns
+    if account:
+        _refuse_personal_account(decisions, account)
+        frame, features = _with_account(frame, features, log.leads, layout.id_column, account)
     notes = [f"free-text column '{c}' of the leads table is not a feature" for c in free_text]
     candidates = [c for c in profile.columns if c not in {layout.id_column, *hidden, *free_text, *cfg.data.exclude_columns}]
     notes += [f"date column '{c}' of the leads table is not a feature (as of the export, not of the snapshot)"
@@ -315,9 +344,23 @@ def _from_event_log(cfg: Config) -> TrainingTable:
               for table, n in events_before_creation(log, layout).items() if n]
     return TrainingTable(
         frame=frame, id_column=layout.id_column, label_column=LABEL_COLUMN, time_column=SNAPSHOT_COLUMN,
-        feature_columns=spec.feature_columns, event_spec=spec, dropped_personal=hidden,
+        feature_columns=features, event_spec=spec, dropped_personal=hidden,
         personal_decisions=tuple(decisions), notes=tuple(notes), label_description=label_text(cfg.event_log),
+        account_column=account,
     )
+
+
+def _with_account(frame: pd.DataFrame, features: list[str], leads: pd.DataFrame, id_column: str,
+                  account: str) -> tuple[pd.DataFrame, list[str]]:
+    """The event log's training rows with each lead's account id (from the leads table), and the features without it.
+
+    Each snapshot row of a lead gets the lead's account: a lead does not change company within the log."""
+    require_columns(leads, [account], "leads", "export the leads table with the account id of every lead "
+                    "(accounts.column), or remove the accounts section")
+    by_lead = pd.Series(leads[account].astype("string").to_numpy(), index=leads[id_column].astype("string").to_numpy())
+    frame = frame.assign(**{account: frame[id_column].astype("string").map(by_lead).to_numpy()})
+    frame[account] = frame[account].astype("string")
+    return frame, [c for c in features if c != account]
 
 
 def read_options(data: DataConfig) -> ReadOptions:

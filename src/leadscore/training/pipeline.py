@@ -32,6 +32,7 @@ from leadscore.reporting.metrics import (
 )
 from leadscore.reporting.plots import calibration_figure, gains_figure, score_histogram
 from leadscore.schema import probability_to_score
+from leadscore.training.accounts import AccountsResult, check_accounts, fit_accounts
 from leadscore.training.candidates import (
     candidate,
     check_candidates,
@@ -86,6 +87,7 @@ class TrainingResult:
     backtest: LeadScorer | None = None
     selection: RollingBacktest | None = None  # the rolling-origin backtest that chose the winner and its calibration
     p_backtest: np.ndarray | None = None  # the backtest's probabilities of the test window's rows
+    accounts: AccountsResult | None = None  # account scores' options, choice and parts (`training.accounts`)
 
     @property
     def test_frame(self) -> pd.DataFrame:
@@ -147,6 +149,8 @@ class TrainingResult:
         if self.label_end is not None:
             tags["training.label_end"] = self.label_end.isoformat()
             tags["time_column"] = self.table.time_column
+        if self.accounts is not None:
+            tags.update(self.accounts.tags)
         return tags
 
     @property
@@ -158,6 +162,8 @@ class TrainingResult:
                    "deployed_test_oof_log_loss": self.winner.calibration_log_loss}
         if self.selection is not None:
             metrics.update(self.selection.metrics())
+        if self.accounts is not None:
+            metrics.update(self.accounts.run_metrics)
         return metrics
 
 
@@ -170,6 +176,7 @@ def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
     """Fit a scorer on a loaded training table (see `leadscore.training.dataset`), as `cfg` describes."""
     stage("checks")
     check_against_data(cfg, table)  # every config mistake the data reveals, before anything is fitted
+    check_accounts(cfg, table)
     check_candidates(cfg.model.candidates)  # an unknown candidate stops training before anything is fitted
     # Before anything is fitted: warn about (in strict mode, refuse) columns that may be known only after the outcome.
     leaks = guard(table.frame, table.feature_columns, table.label_column, cfg.leakage,
@@ -242,8 +249,13 @@ def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
     # The deployed model learned from every row: its contributions are measured against them.
     explainer = build_explainer(deployed.candidate.classifier, everything[features], features, cfg.groups, cfg.reasons,
                                 table.event_spec)
-    stage("evaluation")
     p_test = backtest.predict_proba(X_test)  # the backtest's probabilities of the test window, for every measure below
+    accounts = None
+    if cfg.accounts is not None:
+        stage("accounts")
+        accounts = fit_accounts(cfg, table, split, p_calibration=refit.p_calibration, p_test=p_test,
+                                p_deployed=deployed.p_calibration, lead_mql=cutoffs.mql)
+    stage("evaluation")
     encoder = deployed.model["encode"]  # every candidate's pipeline starts with it (see `training.candidates`)
     scorer = LeadScorer(
         classifier=deployed.candidate.classifier,
@@ -260,11 +272,12 @@ def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
         explainer=explainer,
         na_values=tuple(cfg.data.na_values),
         decimal=cfg.data.decimal,
+        accounts=accounts.deployed if accounts else None,
     )
     result = TrainingResult(
         scorer=scorer, table=table, split=split, winner=deployed.candidate, candidates=candidates,
         metrics={}, tables={}, fingerprint=fingerprint(table.frame[[table.id_column, *features, label]]), leakage=leaks,
-        backtest=backtest, selection=selection, p_backtest=p_test,
+        backtest=backtest, selection=selection, p_backtest=p_test, accounts=accounts,
     )
     _evaluate(result, cfg, earlier[features], earlier[label].to_numpy(), p_test)
     result.tables["leakage_screen"] = leaks.table()
@@ -279,6 +292,9 @@ def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
     if split.method != "time":
         # Without time, promotion tells rows this model never learned from by their ids (see `registry.promotion`).
         result.tables["training_ids"] = everything[[table.id_column]]
+    if accounts is not None:  # every account option's test figures, logged with the run like the lead model's
+        result.metrics.update(accounts.metrics)
+        result.tables.update(accounts.tables)
     return result
 
 
