@@ -25,6 +25,7 @@ from leadscore.model.dimensions import DimensionScorer
 from leadscore.model.drift import DriftReference
 from leadscore.model.encoding import FrameEncoder
 from leadscore.model.explainer import Explainer
+from leadscore.model.segments import SegmentedModel
 from leadscore.schema import ROW_ID, probability_to_score
 
 
@@ -100,7 +101,7 @@ def _refuse_nested(values: pd.Series, column: str) -> None:
 class LeadScorer(ScoringContract):
     """A calibrated conversion model with its parts, input contract and provenance, built whole from fitted parts."""
 
-    classifier: CalibratedModel
+    classifier: CalibratedModel | SegmentedModel  # the global model, or it and the segments' own models
     encoder: FrameEncoder
     id_column: str
     feature_columns: list[str]
@@ -133,8 +134,9 @@ class LeadScorer(ScoringContract):
         if self.dimensions is not None:
             out = pd.concat([out, self.dimensions.score(valid)], axis=1)
         if self.cutoffs is not None:
-            out["is_mql"] = p >= self.cutoffs.mql
-            out["is_sql"] = p >= self.cutoffs.sql
+            mql, sql = self.cutoffs.thresholds(valid)  # per segment with `segments.per_segment_cutoffs`
+            out["is_mql"] = p >= mql
+            out["is_sql"] = p >= sql
         if reasons and self.explainer is not None:
             out = pd.concat([out, self.explainer.reasons(valid, p)], axis=1)
         return out
