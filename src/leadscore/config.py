@@ -536,7 +536,8 @@ class AccountsConfig(_Strict):
 class SegmentsConfig(_Strict):
     """One model per segment (a product line, region or motion) where the data allows, the global model elsewhere."""
 
-    column: str = Field(description="the segment of each lead: a column of the leads or snapshot table")
+    column: str = Field(description="the segment of each lead: a feature column of the leads or snapshot table (it "
+                        "stays a feature of the global model; see leadscore.training.segments)")
     min_conversions: int = Field(
         200, ge=1, description="a segment with fewer conversions in its training rows keeps the global model",
     )

@@ -59,7 +59,7 @@ def field_points(scorer, features: pd.DataFrame, p) -> pd.DataFrame:
     raw = explainer.contributions(valid)
     names = [f.name for f in explainer.fields]
     points, log_odds = ([json.dumps(dict(zip(names, row))) for row in (values @ explainer.field_columns).tolist()]
-                        for values in (explainer.points(raw, p), raw))
+                        for values in (explainer.points(raw, p, valid), raw))
     return pd.DataFrame({"base_score": np.full(len(valid), explainer.base_score), "points": points,
                          "log_odds": log_odds})
 

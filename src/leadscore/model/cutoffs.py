@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
+from leadscore.model.encoding import segment_codes
 from leadscore.schema import probability_to_score
 
 BANDS = ("SQL", "MQL", "below MQL")
@@ -36,6 +38,30 @@ class Cutoffs:
     def sql_points(self) -> float:
         return float(probability_to_score(self.sql))
 
-    def band(self, p: np.ndarray) -> np.ndarray:
-        """The band of each probability: SQL, MQL or below MQL."""
-        return np.where(p >= self.sql, BANDS[0], np.where(p >= self.mql, BANDS[1], BANDS[2]))
+    def band(self, p: np.ndarray, features: pd.DataFrame | None = None) -> np.ndarray:
+        """The band of each probability: SQL, MQL or below MQL; given the leads' `features`, by each lead's own
+        cutoffs (`thresholds`), else by `mql` and `sql`."""
+        mql, sql = (self.mql, self.sql) if features is None else self.thresholds(features)
+        return np.where(p >= sql, BANDS[0], np.where(p >= mql, BANDS[1], BANDS[2]))
+
+    def thresholds(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The MQL and SQL cutoff of each lead of `features`: the same for every lead."""
+        return np.full(len(features), self.mql), np.full(len(features), self.sql)
+
+
+@dataclass(frozen=True)
+class SegmentCutoffs(Cutoffs):
+    """Cutoffs per segment (`segments.per_segment_cutoffs`): a lead of a segment with its own model is flagged by
+    its segment's cutoffs, chosen by the same policies on that segment's rows; every other lead by the overall
+    cutoffs (`mql`, `sql`, chosen on every row). Band tables and run metrics report the overall ones."""
+
+    column: str = ""
+    segments: dict[str, Cutoffs] = field(default_factory=dict)  # segment value (as text) -> its cutoffs
+
+    def thresholds(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The MQL and SQL cutoff of each lead of `features`: its segment's, else the overall ones."""
+        mql, sql = super().thresholds(features)
+        route = segment_codes(features[self.column], tuple(self.segments))
+        for code, own in enumerate(self.segments.values()):
+            mql[route == code], sql[route == code] = own.mql, own.sql
+        return mql, sql

@@ -69,6 +69,12 @@ def _category_codes(values: pd.Series, categories: list[str]) -> np.ndarray:
     return np.append(lookup, -1)[value_codes]  # a missing value's code, -1, picks the -1 appended last
 
 
+def segment_codes(values: pd.Series, keys: tuple[str, ...]) -> np.ndarray:
+    """Each value's position among the segment values `keys` (`leadscore.model.segments`), compared as text as
+    categories are; -1 (the global model) for missing values and values not among the keys."""
+    return _category_codes(values, list(keys))
+
+
 def _is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
 

@@ -92,7 +92,7 @@ class Explainer:
     and REST scoring return the same reasons.
     """
 
-    model: CalibratedModel
+    model: CalibratedModel  # or the `SegmentedModel` of a `SegmentedExplainer` (`leadscore.model.segments`)
     feature_columns: list[str]
     decomposition: Contributions  # the model's exact contributions, built from its training rows
     base_score: float
@@ -117,18 +117,17 @@ class Explainer:
         """Log-odds contributions, rows x feature columns; with `base_raw` they sum to the raw output."""
         return self.decomposition(self.model.model, features[self.feature_columns])
 
-    def points(self, contributions: np.ndarray, p: np.ndarray) -> np.ndarray:
-        """Score points per column: contributions scaled by the secant slope (see the module docstring)."""
-        delta = contributions.sum(axis=1)
-        gained = SCORE_SCALE * np.asarray(p, dtype="float64") - self.base_score
-        flat = np.abs(delta) <= _FLAT
-        slope = np.where(flat, self.base_slope, gained / np.where(flat, 1.0, delta))
-        return contributions * slope[:, None]
+    def points(self, contributions: np.ndarray, p: np.ndarray, features: pd.DataFrame | None = None) -> np.ndarray:
+        """Score points per column: contributions scaled by the secant slope (see the module docstring).
+
+        `features` (the rows of `contributions`) are read by models whose base depends on the row (a segmented
+        model, `leadscore.model.segments`); a single model's points need only the contributions and `p`."""
+        return secant_points(contributions, p, self.base_score, self.base_slope)
 
     def explain(self, features: pd.DataFrame, p: np.ndarray) -> Explanation:
         """The whole decomposition of each lead, given its calibrated probability `p`."""
         raw = self.contributions(features)
-        points = self.points(raw, p)
+        points = self.points(raw, p, features)
         names = [f.name for f in self.fields]
         index = features.index
         return Explanation(
@@ -141,8 +140,19 @@ class Explainer:
 
     def reasons(self, features: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
         """The `reasons` JSON column and `reason_1` ... `reason_k` for validated feature rows."""
-        field_points = self.points(self.contributions(features), p) @ self.field_columns
+        field_points = self.points(self.contributions(features), p, features) @ self.field_columns
         return self.writer.write(features.reset_index(drop=True), field_points)
+
+
+def secant_points(contributions: np.ndarray, p: np.ndarray, base_score: float, base_slope: float) -> np.ndarray:
+    """Log-odds `contributions` (rows x columns) in score points: scaled by each row's secant slope of the score
+    between the base (`base_score`, slope `base_slope` there) and the lead's probability `p`, so that they add up
+    to 100 p - `base_score` (see the module docstring)."""
+    delta = contributions.sum(axis=1)
+    gained = SCORE_SCALE * np.asarray(p, dtype="float64") - base_score
+    flat = np.abs(delta) <= _FLAT
+    slope = np.where(flat, base_slope, gained / np.where(flat, 1.0, delta))
+    return contributions * slope[:, None]
 
 
 def build_explainer(

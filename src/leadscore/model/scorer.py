@@ -26,6 +26,7 @@ from leadscore.model.dimensions import DimensionScorer
 from leadscore.model.drift import DriftReference
 from leadscore.model.encoding import FrameEncoder
 from leadscore.model.explainer import Explainer
+from leadscore.model.segments import SegmentedModel
 from leadscore.schema import ROW_ID, probability_to_score
 
 
@@ -102,7 +103,7 @@ def _refuse_nested(values: pd.Series, column: str) -> None:
 class LeadScorer(ScoringContract):
     """A calibrated conversion model with its parts, input contract and provenance, built whole from fitted parts."""
 
-    classifier: CalibratedModel
+    classifier: CalibratedModel | SegmentedModel  # the global model, or it and the segments' own models
     encoder: FrameEncoder
     id_column: str
     feature_columns: list[str]
@@ -142,8 +143,9 @@ class LeadScorer(ScoringContract):
         if self.dimensions is not None:
             out = pd.concat([out, self.dimensions.score(valid)], axis=1)
         if self.cutoffs is not None:
-            out["is_mql"] = p >= self.cutoffs.mql
-            out["is_sql"] = p >= self.cutoffs.sql
+            mql, sql = self.cutoffs.thresholds(valid)  # per segment with `segments.per_segment_cutoffs`
+            out["is_mql"] = p >= mql
+            out["is_sql"] = p >= sql
         if self.accounts is not None:
             accounts = self.accounts.score_leads(valid, out, reasons=False)
             out = pd.concat([out, self.accounts.for_leads(valid, accounts)], axis=1)

@@ -51,7 +51,8 @@ def report_dimensions(scorer: LeadScorer, windows: dict[str, pd.DataFrame], labe
     if scorer.cutoffs is not None:
         probabilities = {"calibration": scorer.predict_proba(windows["calibration"]), "test": p_test}
         bands = pd.concat([
-            band_table(p, windows[w][label_column].to_numpy(), scorer.cutoffs, w) for w, p in probabilities.items()
+            band_table(p, windows[w][label_column].to_numpy(), scorer.cutoffs, w, windows[w])
+            for w, p in probabilities.items()
         ], ignore_index=True)
         report.tables["cutoff_bands"] = bands
         report.figures["cutoff_bands.png"] = bands_figure(bands, BANDS)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from leadscore.config import Config, PointsCutoffs
 from leadscore.features.events import label_text
-from leadscore.model.cutoffs import Cutoffs
+from leadscore.model.cutoffs import Cutoffs, SegmentCutoffs
 from leadscore.model.rules import PointsScorer
 from leadscore.reporting.importance import GlobalExplanations
 from leadscore.training.pipeline import TrainingResult
@@ -42,6 +42,7 @@ def model_card(result: TrainingResult, cfg: Config, explanations: GlobalExplanat
         _model_section(result, cfg, fallback, run_id),
         _data_section(result, cfg, fallback),
         _metrics_section(result, fallback),
+        *_segments_section(result, cfg),
         _cutoffs_section(result),
         *([_accounts_section(result)] if result.accounts is not None else []),
         _drivers_section(result, cfg, explanations, fallback),
@@ -171,6 +172,40 @@ def _metrics_section(result: TrainingResult, fallback: bool) -> str:
     return "\n".join(lines)
 
 
+def _segments_section(result: TrainingResult, cfg: Config) -> list[str]:
+    """Per segment: its rows and conversions, its own model or the global one and why, and its test figures
+    (none without `segments`)."""
+    table = result.tables.get("segments")
+    if table is None or cfg.segments is None:
+        return []
+    own = int((table["model"] == "own").sum())
+    lines = ["## Segments", "",
+             f"One model per value of `{cfg.segments.column}` where the data allows, the global model elsewhere "
+             f"({own} of {len(table)} rows below have their own model). A segment's model is a LightGBM booster fitted "
+             "on the segment's rows on top of the global model's raw output, so it learns what the segment does "
+             "differently and stays near the global model where the evidence is thin; it is kept only when it beats "
+             "the global model on the segment's calibration-window rows by more than one standard error (out of "
+             f"fold), and needs `segments.min_conversions` ({cfg.segments.min_conversions:,}) conversions in training. "
+             "Values never seen in training and missing values use the global model. Test figures are the backtest's "
+             "(fitted without the test window): the chosen setup beside the global model alone.", "",
+             "| segment | model | training rows | training conversions | test rows | test conversions | test log loss | "
+             "global model's | ROC AUC | global model's | why |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for row in table.itertuples():
+        lines.append(f"| {row.segment} | {row.model} | {row.train_rows:,} | {row.train_conversions:,} | "
+                     f"{int(row.test_rows):,} | {int(row.test_conversions):,} | {_figure(row.test_log_loss)} | "
+                     f"{_figure(row.test_log_loss_global)} | {_figure(row.test_roc_auc)} | "
+                     f"{_figure(row.test_roc_auc_global)} | {row.reason} |")
+    if cfg.segments.per_segment_cutoffs:
+        lines += ["", "MQL/SQL flags: a lead of a segment with its own model is flagged by its segment's cutoffs "
+                  "(the same policies, chosen on that segment's rows; see below), every other lead by the overall ones."]
+    return ["\n".join(lines)]
+
+
+def _figure(value: float) -> str:
+    return "–" if pd.isna(value) else f"{value:.4f}"
+
+
 def _cutoffs_section(result: TrainingResult) -> str:
     cutoffs = result.scorer.cutoffs
     lines = ["## MQL and SQL cutoffs", ""]
@@ -184,6 +219,10 @@ def _cutoffs_section(result: TrainingResult) -> str:
     lines.append(f"- SQL: p_convert >= {cutoffs.sql:.4f} (score {cutoffs.sql_points:g}); policy: {cutoffs.sql_policy}")
     lines.extend(f"- note: {note}" for note in cutoffs.notes)
     lines.extend(f"- **warning**: {warning}" for warning in cutoffs.warnings)
+    for segment, own in (cutoffs.segments.items() if isinstance(cutoffs, SegmentCutoffs) else ()):
+        lines.append(f"- segment {segment}: MQL p_convert >= {own.mql:.4f}, SQL p_convert >= {own.sql:.4f} "
+                     "(its own model's out-of-fold probabilities of the test window)")
+        lines.extend(f"- **warning**: {warning}" for warning in own.warnings)
     deployed = result.tables.get("cutoff_bands_deployed")
     if deployed is not None:
         lines += ["", "The registered model's cutoffs were chosen on its out-of-fold probabilities of the test window:"]

@@ -64,6 +64,13 @@ def calibrate(model: Pipeline, kind: str, X_cal: pd.DataFrame, y_cal: np.ndarray
 
 def out_of_fold_log_loss(scores: np.ndarray, y: np.ndarray, method: str, seed: int) -> float:
     """Log loss of `method` calibrating raw outputs `scores`, each fold by a calibrator fitted on the other folds."""
+    predicted = out_of_fold_probabilities(scores, y, method, seed)
+    return float(log_loss(y, np.clip(predicted, EPS, 1 - EPS)))
+
+
+def out_of_fold_probabilities(scores: np.ndarray, y: np.ndarray, method: str, seed: int) -> np.ndarray:
+    """Probabilities of `method` calibrating raw outputs `scores`, each fold by a calibrator fitted on the other folds
+    (the folds of `out_of_fold_log_loss`)."""
     scores = np.asarray(scores).reshape(-1, 1)
     folds = StratifiedKFold(n_splits=max(2, min(5, int(np.bincount(y).min()))), shuffle=True, random_state=seed)
     predicted = np.empty(len(y))
@@ -71,7 +78,7 @@ def out_of_fold_log_loss(scores: np.ndarray, y: np.ndarray, method: str, seed: i
         # The guarded calibrator, so that the loss is the one of what would be deployed.
         calibrator = fit_calibrator(scores[fit_rows], y[fit_rows], method).calibrator
         predicted[held_rows] = calibrator.predict_proba(scores[held_rows])[:, 1]
-    return float(log_loss(y, np.clip(predicted, EPS, 1 - EPS)))
+    return predicted
 
 
 def calibrate_scores(scores: np.ndarray, y: np.ndarray, method: str) -> CalibratedClassifierCV:

@@ -136,9 +136,11 @@ def choose_cutoffs(p: np.ndarray, y: np.ndarray, cfg: CutoffsConfig) -> Cutoffs:
     return Cutoffs(mql=mql, sql=sql, mql_policy=mql_text, sql_policy=sql_text, notes=notes, warnings=tuple(warnings))
 
 
-def band_table(p: np.ndarray, y: np.ndarray, cutoffs: Cutoffs, window: str) -> pd.DataFrame:
-    """Per band: volume, conversion rate with its 95 % interval, and share of all conversions."""
-    bands = cutoffs.band(np.asarray(p, dtype=float))
+def band_table(p: np.ndarray, y: np.ndarray, cutoffs: Cutoffs, window: str,
+               frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per band: volume, conversion rate with its 95 % interval, and share of all conversions; the leads of `frame`
+    (the rows of `p`, when given) banded by their own cutoffs (per segment: `leadscore.model.cutoffs.SegmentCutoffs`)."""
+    bands = cutoffs.band(np.asarray(p, dtype=float), frame)
     y = np.asarray(y, dtype=int)
     rows = []
     for band in BANDS:

@@ -20,7 +20,6 @@ from sklearn.isotonic import IsotonicRegression
 from leadscore import __version__
 from leadscore.config import Config
 from leadscore.model.drift import build_reference
-from leadscore.model.explainer import build_explainer
 from leadscore.model.rules import PointsScorer, points_fallback, points_score
 from leadscore.model.scorer import LeadScorer
 from leadscore.progress import stage
@@ -48,6 +47,7 @@ from leadscore.training.dataset import (
 from leadscore.training.dimensions import fit_dimensions
 from leadscore.training.leakage import LeakageReport, guard
 from leadscore.training.preflight import check_against_data
+from leadscore.training.segments import fit_segments, segment_report, segment_tags
 from leadscore.training.split import Split, split_frame
 from leadscore.training.tournament import (
     Candidate,
@@ -146,6 +146,7 @@ class TrainingResult:
         if self.backtest.classifier.note:
             notes["calibration.note.backtest"] = self.backtest.classifier.note
         tags.update(notes)
+        tags.update(segment_tags(self.tables.get("segments", pd.DataFrame())))
         if self.label_end is not None:
             tags["training.label_end"] = self.label_end.isoformat()
             tags["time_column"] = self.table.time_column
@@ -224,14 +225,6 @@ def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
     stage("dimensions")
     backtest_dimensions = fit_dimensions(split.windows(), label, validation_order, cfg.model, cfg.groups, cfg.stage,
                                          cfg.data.form, features)
-    stage("cutoffs")
-    backtest = LeadScorer(
-        classifier=refit.candidate.classifier, encoder=refit.model["encode"], id_column=table.id_column,
-        feature_columns=features, event_spec=table.event_spec,
-        metadata=_metadata(winner.name, refit.candidate.calibration_method, split.method, horizon, role="backtest"),
-        dimensions=backtest_dimensions, cutoffs=choose_cutoffs(refit.p_calibration, y_cal, cfg.cutoffs),
-        reference=None, explainer=None, na_values=tuple(cfg.data.na_values), decimal=cfg.data.decimal,
-    )
 
     # The deployed model: the same choices (candidate, its settings, calibration method) refitted on every row,
     # calibrated on out-of-fold scores of the latest window; cutoffs, dimensions, explanations and the drift
@@ -239,26 +232,42 @@ def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
     stage("refit on all rows")
     deployed = refit_winner(refit.candidate, fitted[winner.name], earlier[features], earlier[label].to_numpy(),
                             X_test, y_test, cfg.model, groups=split.test[table.id_column].to_numpy(), times=times)
+    # With `segments`: each segment's own model where the data allows, in the backtest and the deployed model
+    # alike (`training.segments`); without, the global classifiers as they are.
+    if cfg.segments is not None:
+        stage("segments")
+    segments = fit_segments(cfg, split, features, label, table.id_column, winner, fitted[winner.name],
+                            validation_order, refit, deployed)
+    stage("cutoffs")
+    backtest = LeadScorer(
+        classifier=segments.backtest, encoder=refit.model["encode"], id_column=table.id_column,
+        feature_columns=features, event_spec=table.event_spec,
+        metadata=_metadata(winner.name, refit.candidate.calibration_method, split.method, horizon, role="backtest"),
+        dimensions=backtest_dimensions,
+        cutoffs=segments.cutoffs(segments.p_calibration, y_cal, split.calibration, cfg, deployed=False),
+        reference=None, explainer=None, na_values=tuple(cfg.data.na_values), decimal=cfg.data.decimal,
+    )
     deployed_windows = {"train": earlier, "calibration": split.test}
     # The backtest's dimension models, their settings kept, refitted on every row before the test window.
     dimensions = fit_dimensions(deployed_windows, label, _validation_order(earlier, split.method, table, cfg.model.seed),
                                 cfg.model, cfg.groups, cfg.stage, cfg.data.form, features,
                                 previous=backtest_dimensions)
-    cutoffs = choose_cutoffs(deployed.p_calibration, y_test, cfg.cutoffs)
+    cutoffs = segments.cutoffs(segments.p_latest, y_test, split.test, cfg, deployed=True)
     stage("explanations")
     # The deployed model learned from every row: its contributions are measured against them.
-    explainer = build_explainer(deployed.candidate.classifier, everything[features], features, cfg.groups, cfg.reasons,
-                                table.event_spec)
+    explainer = segments.build_explainer(segments.deployed, everything[features], features, cfg.groups, cfg.reasons,
+                                         table.event_spec)
     p_test = backtest.predict_proba(X_test)  # the backtest's probabilities of the test window, for every measure below
     accounts = None
     if cfg.accounts is not None:
         stage("accounts")
-        accounts = fit_accounts(cfg, table, split, p_calibration=refit.p_calibration, p_test=p_test,
-                                p_deployed=deployed.p_calibration, lead_mql=cutoffs.mql)
+        # The lead probabilities the roll-ups are built from: out of fold, each lead's segment model where it has one.
+        accounts = fit_accounts(cfg, table, split, p_calibration=segments.p_calibration, p_test=p_test,
+                                p_deployed=segments.p_latest, lead_mql=cutoffs.mql)
     stage("evaluation")
     encoder = deployed.model["encode"]  # every candidate's pipeline starts with it (see `training.candidates`)
     scorer = LeadScorer(
-        classifier=deployed.candidate.classifier,
+        classifier=segments.deployed,
         encoder=encoder,
         id_column=table.id_column,
         feature_columns=features,
@@ -268,7 +277,7 @@ def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
         cutoffs=cutoffs,
         # New leads are compared with what the model learned from, and their scores with its out-of-fold scores
         # of the latest window (how it scores leads it has not seen).
-        reference=build_reference(everything[features], encoder.categories_, deployed.p_calibration),
+        reference=build_reference(everything[features], encoder.categories_, segments.p_latest),
         explainer=explainer,
         na_values=tuple(cfg.data.na_values),
         decimal=cfg.data.decimal,
@@ -285,7 +294,12 @@ def fit_table(table: TrainingTable, cfg: Config) -> TrainingResult:
     result.metrics.update(report.metrics)
     result.tables.update(report.tables)
     result.figures.update(report.figures)
-    result.tables["cutoff_bands_deployed"] = band_table(deployed.p_calibration, y_test, cutoffs, "test (out of fold)")
+    result.tables["cutoff_bands_deployed"] = band_table(segments.p_latest, y_test, cutoffs, "test (out of fold)",
+                                                        split.test)
+    segment_metrics, segment_table = segment_report(segments, refit.candidate.classifier, split.test, features, label)
+    result.metrics.update(segment_metrics)
+    if not segment_table.empty:
+        result.tables["segments"] = segment_table
     if selection is not None:
         result.tables["rolling_backtest"] = selection.losses
         result.tables["rolling_backtest_summary"] = selection.summary

@@ -62,6 +62,8 @@ def column_problems(cfg: Config, table: TrainingTable) -> list[str]:
         problems += names.check("data.exclude_columns", cfg.data.exclude_columns, names.read, "column")
     problems += names.check("data.post_outcome_columns", cfg.data.post_outcome_columns, names.read, "column")
     problems += names.check("leakage.allow_columns", cfg.leakage.allow_columns, names.read, "column")
+    if cfg.segments is not None:  # the segment column stays a feature of the global model (`training.segments`)
+        problems += names.check("segments.column", [cfg.segments.column], names.features, "feature column")
     for i, rule in enumerate(cfg.points_baseline):
         problems += names.check(f"points_baseline[{i}].column", [rule.column], names.features, "feature column")
 

@@ -95,6 +95,7 @@ class Refit:
     candidate: Candidate  # the refitted model with its calibration; details gain `refit_rows`
     model: Pipeline  # the refitted model before calibration
     p_calibration: np.ndarray  # calibrated out-of-fold probabilities of the calibration window's rows
+    raw_calibration: np.ndarray  # the out-of-fold raw outputs behind them (what a segment model adds to)
 
 
 def refit_winner(winner: Candidate, model: Pipeline, X_train: pd.DataFrame, y_train: np.ndarray,
@@ -131,7 +132,7 @@ def refit_winner(winner: Candidate, model: Pipeline, X_train: pd.DataFrame, y_tr
     if fitted.note:
         details["calibration_note"] = fitted.note
     candidate = Candidate(winner.name, classifier, fitted.method, loss, details)
-    return Refit(candidate, refitted, p_calibration)
+    return Refit(candidate, refitted, p_calibration, scores[:, 0])
 
 
 def _refit_and_held_out_scores(model: Pipeline, name: str, kind: str, X_train, y_train, X_cal, y_cal, groups,
