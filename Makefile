@@ -22,10 +22,10 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 demo: install
-	$(BIN)/leadscore generate --leads 20000 --seed 7 --out $(DEMO)/history
+	$(BIN)/leadscore generate --leads 20000 --seed 7 --accounts --out $(DEMO)/history
 	$(BIN)/leadscore train --config configs/demo.yaml
 	$(BIN)/leadscore promote --config configs/demo.yaml
-	$(BIN)/leadscore generate --leads 3000 --seed 8 --start 2026-06-01 --days 150 --recycling --out $(DEMO)/fresh
+	$(BIN)/leadscore generate --leads 3000 --seed 8 --start 2026-06-01 --days 150 --recycling --accounts --out $(DEMO)/fresh
 	rm -rf $(DEMO)/score_history
 	$(BIN)/leadscore score --model models:/leadscore@champion --input $(DEMO)/fresh --as-of 2026-11-01 \
 		--output $(DEMO)/fresh_scores.csv --top 10 --history $(DEMO)/score_history

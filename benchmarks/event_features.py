@@ -28,17 +28,14 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import lead_demo_config  # noqa: E402
 
 
 def _config(folder: Path):
-    import yaml
-
     from leadscore.config import parse_config
 
-    raw = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    raw["data"]["path"] = str(folder)
-    return parse_config(raw, source="configs/demo.yaml")
+    return parse_config(lead_demo_config(folder), source="configs/demo.yaml")
 
 
 def _cpu_seconds() -> float:

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from sklearn.pipeline import Pipeline
 
 from leadscore.config import parse_config
@@ -38,7 +38,9 @@ from leadscore.training.calibration import calibrate
 from leadscore.training.candidates import lightgbm_classifier
 from leadscore.training.pipeline import train
 
-DEMO_CONFIG = Path(__file__).parents[1] / "configs" / "demo.yaml"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import lead_demo_config  # noqa: E402
+
 TARGET_PREDICT = 0.1  # with reasons / raw predict
 TARGET_CONTRIB = 0.8  # with reasons / raw pred_contrib
 
@@ -53,8 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "funnel"
         generate_to_dir(args.leads, 7, data)
-        raw = yaml.safe_load(DEMO_CONFIG.read_text())
-        raw["data"]["path"] = str(data)
+        raw = lead_demo_config(data)
         raw["model"]["candidates"] = ["lightgbm"]
         cfg = parse_config(raw, source="benchmark config")
         result = train(cfg)

@@ -1,6 +1,6 @@
 """What training from an event log costs, end to end: `leadscore train` against one raw LightGBM fit.
 
-The job: `leadscore train` on the demo config (`configs/demo.yaml`, every section kept) pointed at a seeded
+The job: `leadscore train` on the demo config (`configs/demo.yaml`, every section but accounts kept) pointed at a seeded
 synthetic funnel of `--leads` leads, in a child process, with its own MLflow store (sqlite) and artifacts
 in the work folder. Measured: wall time; CPU time of the whole process tree (the job, its worker processes
 and any thread: `common.cpu_time` before and after, the finished processes counted once reaped, and
@@ -37,7 +37,7 @@ from typing import Self
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import _LAUNCHER, REPO, cpu_time, launched_output, machine
+from common import _LAUNCHER, cpu_time, launched_output, lead_demo_config, machine
 
 EXPERIMENT = "leadscore-training-cost"
 GOALS_MINUTES = {100_000: 3, 1_000_000: 10}  # leads: minutes, from the issue
@@ -59,8 +59,7 @@ def funnel(workdir: Path, leads: int, seed: int) -> Path:
 
 def write_config(workdir: Path, history: Path) -> Path:
     """The demo config with its data path at the funnel and its own experiment and registered model."""
-    raw = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    raw["data"]["path"] = str(history)
+    raw = lead_demo_config(history)
     raw["tracking"] = {**raw.get("tracking", {}), "experiment": EXPERIMENT, "registered_model": EXPERIMENT}
     path = workdir / "training_cost.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -182,8 +182,9 @@ def test_account_table_contract_grades_and_lead_columns():
     assert (table["is_mqa"] == (table["p_account"] >= scorer.cutoff)).all()
     grade_a = table["account_grade"] == "A"
     assert (table.loc[grade_a, "p_account"] >= 2 * scorer.base_rate).all() and table.loc[grade_a, "is_mqa"].all()
-    assert (table["account_grade"].isin(["A", "B"]) == table["is_mqa"]).all(), "A and B are the MQAs"
-    assert (table.loc[table["account_grade"] == "D", "p_account"] <= scorer.base_rate).all()
+    assert (table["account_grade"].isin(["A", "B", "C"]) == table["is_mqa"]).all(), "A, B and C are the MQAs"
+    assert (table.loc[table["account_grade"] == "B", "p_account"] >= scorer.base_rate).all()
+    assert (table.loc[table["account_grade"] == "C", "p_account"] < scorer.base_rate).all()
     lead_columns = scorer.lead_columns(table)
     assert list(lead_columns.columns) == list(LEAD_ACCOUNT_COLUMNS) and len(lead_columns) == len(table)
 

@@ -46,6 +46,8 @@ def assert_shows_the_walkthrough(notebook: nbformat.NotebookNode) -> None:
     assert "MQL: p_convert >=" in shown and "SQL: p_convert >=" in shown, "the cutoffs"
     assert "fit_score" in shown and "reason_1" in shown, "dimension scores and reasons of the top leads"
     assert "breakdown in score points" in shown, "one lead explained in full"
+    assert "marketing-qualified (MQA)" in shown and "roles_missing" in shown, "the account view"
+    assert "buying_role" in shown and "roles engaged" in shown, "the buying group of the best account"
     images = [o for o in outputs(notebook) if "image/png" in o.get("data", {})]
     assert len(images) >= 4, "the run's plots are shown"
 

@@ -35,9 +35,11 @@ log loss (`leadscore.training.accounts`):
 
 Grade (`account_grade`), with `base_rate` the account conversion rate where the MQA cutoff was chosen:
 - A: an MQA (p_account at or above the MQA cutoff) with p_account at least `GRADE_A_LIFT` (2) times the base rate;
-- B: the other MQAs;
-- C: below the MQA cutoff, above the base rate;
-- D: at or below the base rate.
+- B: an MQA at or above the base rate;
+- C: an MQA below the base rate (a policy that keeps most converting accounts, such as the default recall of 0.9,
+  qualifies accounts below the average);
+- D: not an MQA.
+The grade orders the MQAs for sales; it never qualifies an account the MQA cutoff does not.
 
 Reasons (`account_reasons` JSON, `account_reason_1` ... `account_reason_k`)
 --------------------------------------------------------------------------
@@ -444,7 +446,8 @@ class AccountScorer:
         """A/B/C/D (see the module docstring)."""
         p = np.asarray(p, dtype="float64")
         mqa = p >= self.cutoff
-        return np.select([mqa & (p >= GRADE_A_LIFT * self.base_rate), mqa, p > self.base_rate], ["A", "B", "C"], "D")
+        return np.select([mqa & (p >= GRADE_A_LIFT * self.base_rate), mqa & (p >= self.base_rate), mqa],
+                         ["A", "B", "C"], "D")
 
     def score(self, combined: pd.DataFrame, *, reasons: bool = True) -> pd.DataFrame:
         """The account table: schema.ACCOUNT_COLUMNS, then `account_reasons` (JSON) and account_reason_1..k when

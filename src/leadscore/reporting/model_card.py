@@ -272,7 +272,8 @@ def _accounts_section(result: TrainingResult) -> str:
     lines.append(f"- an active contact has an activity within {deployed.features.active_days:g} days"
                  if deployed.features.recency_column
                  else "- no activity recency: every contact on record counts as engaged")
-    lines.append("- grades: A an MQA at or above twice the base rate, B another MQA, C above the base rate, D below")
+    lines.append("- grades: A an MQA at or above twice the base rate, B an MQA at or above the base rate, C another MQA, "
+                 "D not an MQA")
     return "\n".join(lines)
 
 

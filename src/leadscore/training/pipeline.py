@@ -38,7 +38,7 @@ from leadscore.training.candidates import (
     fit_candidates,
     logistic_pipeline,
 )
-from leadscore.training.cutoffs import band_table, choose_cutoffs
+from leadscore.training.cutoffs import band_table
 from leadscore.training.dataset import (
     TrainingTable,
     load_training_table,
