@@ -32,13 +32,13 @@ from helpers import (
 from leadscore.config import ScoringConfig
 from leadscore.errors import InputError
 from leadscore.schema import ACCOUNT_COLUMNS, ACCOUNT_ID, LEAD_ACCOUNT_COLUMNS, STATUS_COLUMN
-from leadscore.scoring.job import (
+from leadscore.scoring.accounts import (
     MISSING_ACCOUNT,
-    accounts_path_of,
     missing_accounts,
     top_accounts,
     with_account_columns,
 )
+from leadscore.scoring.job import accounts_path_of
 
 slow = pytest.mark.slow  # the tests that use the module's trained model
 AS_OF = "2026-11-01"

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.config import Config, EventLogConfig, Signal
+from leadscore.data.row_checks import missing_ids
 from leadscore.data.sources import ReadOptions, open_event_log, read_rows
 from leadscore.data.validation import (
     check_ids,
@@ -162,7 +163,7 @@ def join_accounts(leads: pd.DataFrame, accounts: pd.DataFrame, layout: EventLogL
     require_columns(accounts, [column], table, f"export the {table} table with the account id in '{column}', the "
                     "column the leads name their account in")
     ids = accounts[column]
-    empty = _empty_ids(ids)
+    empty = missing_ids(ids)
     if empty.any():
         raise InputError(f"account id is empty in {table}", column=column, rows=row_numbers(accounts, empty),
                          fix="give every account its id, or remove the rows")
@@ -172,7 +173,7 @@ def join_accounts(leads: pd.DataFrame, accounts: pd.DataFrame, layout: EventLogL
                          fix="keep one row per account (deduplicate the export)")
     # Compare as text, so that an id the two tables were exported with in different types still matches.
     index = pd.Index(ids.astype("string"))
-    wanted = leads[column].astype("string").mask(_empty_ids(leads[column]))
+    wanted = leads[column].astype("string").mask(missing_ids(leads[column]))
     unknown = wanted.notna() & ~wanted.isin(index)
     if unknown.any():
         raise InputError(f"leads name account ids that are not in the {table} table", column=column,
@@ -189,10 +190,6 @@ def join_accounts(leads: pd.DataFrame, accounts: pd.DataFrame, layout: EventLogL
         log.info("leads: %d lead(s) name no account; the %s columns stay empty for them", without, table)
     joined = accounts[added].set_axis(index).reindex(wanted.to_numpy()).set_axis(leads.index)
     return pd.concat([leads, joined], axis=1)
-
-
-def _empty_ids(ids: pd.Series) -> pd.Series:
-    return ids.isna() | (ids.astype("string").str.strip() == "").fillna(True)
 
 
 def _validate_events(events, table, layout: EventLogLayout, kind_column, leads) -> pd.DataFrame:

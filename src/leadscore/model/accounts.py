@@ -68,6 +68,7 @@ import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 
+from leadscore.data.row_checks import missing_ids
 from leadscore.data.validation import require_columns, row_numbers
 from leadscore.errors import InputError
 from leadscore.model.calibrated import CalibratedModel
@@ -158,7 +159,7 @@ class AccountFeatures:
         require_columns(leads, [self.account_column], "the leads",
                         "give every lead its account id (the model was trained with accounts.column)")
         ids = leads[self.account_column].astype("string").str.strip()
-        empty = (ids.isna() | (ids == "")).to_numpy(dtype=bool)
+        empty = missing_ids(leads[self.account_column])
         if empty.any():
             raise InputError(
                 f"{int(empty.sum())} lead(s) have no account id, and an account score needs the account",

@@ -47,7 +47,8 @@ from leadscore.data.sources import (
 )
 from leadscore.errors import InputError
 from leadscore.features.events import EventFeatureSpec, EventLog, features_as_of, load_event_log
-from leadscore.scoring.job import account_inputs, require_input_columns
+from leadscore.scoring.accounts import account_inputs
+from leadscore.scoring.job import require_input_columns
 
 log = logging.getLogger(__name__)
 # Features of `leads` as of a moment from `activities`, as `leadscore.features.events.features_as_of` computes them.

@@ -35,23 +35,25 @@ from leadscore.data.streams import TableWriter
 from leadscore.model.pyfunc import LeadScorerModel
 from leadscore.progress import Progress
 from leadscore.schema import ACCOUNT_ID, CHANGE_COLUMNS, PROVENANCE_COLUMNS, STATUS_COLUMN
-from leadscore.scoring.events import event_log_features
-from leadscore.scoring.job import (
+from leadscore.scoring.accounts import (
     ACCOUNT_VALUES,
     MISSING_ACCOUNT,
     MISSING_ACCOUNT_DETAIL,
+    account_inputs,
+    missing_accounts,
+    staged_lead_rows,
+    with_account_columns,
+)
+from leadscore.scoring.events import event_log_features
+from leadscore.scoring.job import (
     REJECTS_SCHEMA,
     Engine,
     Job,
     Staged,
     Tally,
-    account_inputs,
     aside,
-    missing_accounts,
     model_params,
     scored_at,
-    staged_lead_rows,
-    with_account_columns,
 )
 
 

@@ -61,21 +61,23 @@ from leadscore.errors import InputError
 from leadscore.features import spark as spark_features
 from leadscore.model.drift import SCORE, DriftCounter
 from leadscore.schema import ACCOUNT_ID, CHANGE_COLUMNS, LEAD_ACCOUNT_COLUMNS, PROVENANCE_COLUMNS, STATUS_COLUMN
-from leadscore.scoring.events import event_log_features
-from leadscore.scoring.job import (
+from leadscore.scoring.accounts import (
     ACCOUNT_VALUES,
     MISSING_ACCOUNT,
     MISSING_ACCOUNT_DETAIL,
     AccountTally,
+    account_inputs,
+    missing_accounts,
+    top_accounts,
+)
+from leadscore.scoring.events import event_log_features
+from leadscore.scoring.job import (
     Engine,
     Job,
     Staged,
     Tally,
-    account_inputs,
-    missing_accounts,
     model_params,
     scored_at,
-    top_accounts,
     top_leads,
 )
 from leadscore.spark_session import require_pyspark, spark_session
