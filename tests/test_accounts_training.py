@@ -16,6 +16,7 @@ import pytest
 from helpers import build_config, demo_config, snapshot_config
 from scipy.stats import spearmanr
 
+from leadscore.cli import _training_summary
 from leadscore.errors import ConfigError, InputError
 from leadscore.model.accounts import AccountModel
 from leadscore.reporting.model_card import model_card
@@ -73,6 +74,10 @@ def test_training_records_every_option_and_the_choice(trained):
     assert "buying_role" in result.table.feature_columns, "the role stays a lead feature"
     card = model_card(result, cfg)
     assert "## Accounts" in card and f"{accounts.method} (chosen)" in card and "MQA: p_account >=" in card
+    # What `leadscore train` prints: every option's row of figures, and the MQA in words (never a row of blanks).
+    summary = _training_summary(result)
+    assert all(f"accounts_{option} " in summary for option in OPTIONS)
+    assert f"accounts: p_account by {accounts.method}; MQA p_account >= " in summary and "nan" not in summary
 
 
 def test_the_account_score_beats_the_best_single_lead_of_each_account(trained):

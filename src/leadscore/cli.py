@@ -63,9 +63,13 @@ def _training_summary(result) -> str:
         f"{split.purged_rows} purged)",
         f"{'test window':<22}{'roc_auc':>9}{'pr_auc':>9}{'brier':>9}{'log_loss':>10}{'ece':>8}{'lift@10%':>10}",
     ]
+    shown = ("roc_auc", "pr_auc", "brier", "log_loss", "ece", "top_decile_lift")
     for name, m in result.metrics.items():
-        values = [m.get(key, float("nan")) for key in ("roc_auc", "pr_auc", "brier", "log_loss", "ece", "top_decile_lift")]
-        lines.append(f"{name:<22}" + "".join(f"{v:>{w}.{d}f}" for v, w, d in zip(values, (9, 9, 9, 10, 8, 10), (4,) * 5 + (2,))))
+        if not any(key in m for key in shown):  # figures of another kind (the MQA's shares): printed below
+            continue
+        values = [m.get(key, float("nan")) for key in shown]
+        lines.append(f"{name:<22}" + "".join(f"{v:>{w}.{d}f}" if v == v else f"{'–':>{w}}"  # NaN: not measured here
+                                             for v, w, d in zip(values, (9, 9, 9, 10, 8, 10), (4,) * 5 + (2,))))
     cutoffs = result.scorer.cutoffs
     if isinstance(cutoffs, PointsCutoffs):
         lines.append(f"points fallback: MQL at {cutoffs.mql:g} points, SQL at {cutoffs.sql:g} points; p_convert is "
@@ -76,6 +80,11 @@ def _training_summary(result) -> str:
         lines.extend(f"  note: {note}" for note in cutoffs.notes)
         lines.extend(f"  warning: {warning}" for warning in cutoffs.warnings)
         lines.append(result.tables["cutoff_bands"].to_string(index=False, float_format="{:.3f}".format))
+    if result.scorer.accounts is not None and "accounts_mqa" in result.metrics:
+        part, mqa = result.scorer.accounts, result.metrics["accounts_mqa"]
+        lines.append(f"accounts: p_account by {part.method.name}; MQA p_account >= {part.cutoff:.4f} "
+                     f"({part.cutoff_policy}); in the test window {mqa['share_of_accounts']:.1%} of account rows are MQAs, "
+                     f"converting at {mqa['conversion_rate']:.1%} against {mqa['conversion_rate_below']:.1%} below")
     if result.scorer.dimensions is not None:
         for name, reason in result.scorer.dimensions.absent.items():
             lines.append(f"dimension {name}: absent ({reason})")

@@ -24,8 +24,8 @@ Options and the choice
   candidate once more).
 - `noisy_or`, `max`, `mean`: roll-ups of the lead probabilities (1 - prod(1 - p), max p, mean p), each calibrated to
   account conversion (sigmoid or isotonic, by `model.calibration`; `auto`: the lower out-of-fold log loss) on the
-  calibration window's account rows, from the backtest lead model's out-of-fold probabilities there (`Refit.
-  p_calibration`), as the deployed model's out-of-fold probabilities are used for its own calibration.
+  calibration window's account rows, from the backtest lead model's out-of-fold probabilities there (each lead's
+  segment model where it has one, `leadscore.training.segments`), as the lead model is calibrated on its own.
 Every option is measured on the test window's account rows, out of time: the roll-ups read the backtest lead model's
 probabilities (it never saw the test window), the account model is the one fitted without it. The option of lowest
 test log loss is chosen. Beside each option's log loss, ROC AUC and Brier score, the run records its log-loss
@@ -35,7 +35,7 @@ standard error clustered by account (an account's rows at several snapshots are 
 The deployed part: the chosen option refitted as the lead model is. The account model is refitted on the training and
 calibration windows' account rows and calibrated out of fold on the test window's (`refit_winner`, grouped by
 account); a roll-up's calibrator is fitted on the test window's account rows from the deployed lead model's
-out-of-fold probabilities there (`deployed.p_calibration`), with the method the backtest chose. The MQA cutoff is
+out-of-fold probabilities there, with the method the backtest chose. The MQA cutoff is
 chosen from `accounts.mqa` on the test window's out-of-fold account probabilities, where the deployed lead cutoffs are
 chosen.
 """
