@@ -44,6 +44,7 @@ from leadscore.model.explainer import Explainer, build_explainer, secant_points
 from leadscore.model.kinds import TreeContributions, model_kind
 from leadscore.schema import SCORE_SCALE
 
+
 @dataclass(frozen=True)
 class SegmentModel:
     """One segment's own model: a LightGBM pipeline (`encode` + `LGBMClassifier`) fitted with the global model's raw
