@@ -135,11 +135,7 @@ class LeadScorer(ScoringContract):
         scores in chunks merges the chunks' account partials instead (`AccountScorer.partials` / `combine`)."""
         valid = self.validate(frame)
         p = self.predict_proba(valid)
-        out = pd.DataFrame({
-            self.id_column: valid[self.id_column].to_numpy(),
-            "p_convert": p,
-            "score": probability_to_score(p),
-        })
+        out = self._lead_scores(valid, p)
         if self.dimensions is not None:
             out = pd.concat([out, self.dimensions.score(valid)], axis=1)
         if self.cutoffs is not None:
@@ -161,10 +157,12 @@ class LeadScorer(ScoringContract):
                               "accounts section (accounts.column: the account id of each lead) to the config and "
                               "retrain")
         valid = self.validate(frame)
-        p = self.predict_proba(valid)
-        scores = pd.DataFrame({self.id_column: valid[self.id_column].to_numpy(), "p_convert": p,
-                               "score": probability_to_score(p)})
-        return self.accounts.score_leads(valid, scores, reasons=reasons)
+        return self.accounts.score_leads(valid, self._lead_scores(valid, self.predict_proba(valid)), reasons=reasons)
+
+    def _lead_scores(self, valid: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
+        """The first output columns of validated rows: their id, `p_convert` and `score`."""
+        return pd.DataFrame({self.id_column: valid[self.id_column].to_numpy(), "p_convert": p,
+                             "score": probability_to_score(p)})
 
     def unseen_categories(self, frame: pd.DataFrame) -> dict[str, int]:
         """How many values per categorical column were never seen in training (scored as missing)."""
