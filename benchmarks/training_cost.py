@@ -57,9 +57,12 @@ def funnel(workdir: Path, leads: int, seed: int) -> Path:
     return out
 
 
-def write_config(workdir: Path, history: Path) -> Path:
-    """The demo config with its data path at the funnel and its own experiment and registered model."""
+def write_config(workdir: Path, history: Path, max_rows: str | None = None) -> Path:
+    """The demo config with its data path at the funnel and its own experiment and registered model, and
+    `model.max_rows` when given ('null': every row)."""
     raw = lead_demo_config(history)
+    if max_rows is not None:
+        raw.setdefault("model", {})["max_rows"] = None if max_rows == "null" else int(max_rows)
     raw["tracking"] = {**raw.get("tracking", {}), "experiment": EXPERIMENT, "registered_model": EXPERIMENT}
     path = workdir / "training_cost.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -194,6 +197,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--trees", type=int, help="the reference's tree count; default: the trained model's, or "
                         "model.lightgbm.n_estimators (an upper bound) when the winner is not LightGBM")
+    parser.add_argument("--max-rows", help="model.max_rows for the run: a number, or 'null' to fit every row "
+                        "(default: the config's default)")
     parser.add_argument("--workdir", type=Path, help="kept between runs (the funnel is reused); default: a new temporary folder")
     args = parser.parse_args()
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="leadscore-training-cost-"))).resolve()
@@ -201,7 +206,7 @@ def main() -> None:
     print(f"{machine()}; work folder {workdir}", flush=True)
 
     history = funnel(workdir, args.leads, args.seed)
-    config = write_config(workdir, history)
+    config = write_config(workdir, history, args.max_rows)
     tracking_uri = f"sqlite:///{workdir / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
 
@@ -225,6 +230,17 @@ def main() -> None:
     print()
     print(f"leadscore train, {args.leads:,} leads (seed {args.seed}), {reference['all_rows']:,} training rows, "
           f"{reference['features']} features; winner {run.data.params.get('trained.model')}, {n_trees} trees")
+    m = run.data.metrics
+    if "sample_fraction" in m:
+        print(f"  trained on a sample of whole leads (model.max_rows): {m['sample_rows']:,.0f} of "
+              f"{m['sample_rows_total']:,.0f} rows, {m['sample_units']:,.0f} of {m['sample_units_total']:,.0f} leads "
+              f"(fraction {m['sample_fraction']:.4f})")
+    else:
+        print("  trained on every row (no sample)")
+    print(f"  test window: ROC AUC {m.get('test_roc_auc', float('nan')):.4f}, log loss "
+          f"{m.get('test_log_loss', float('nan')):.4f} (plain logistic regression on the same rows: ROC AUC "
+          f"{m.get('baseline_logistic_test_roc_auc', float('nan')):.4f}, log loss "
+          f"{m.get('baseline_logistic_test_log_loss', float('nan')):.4f})")
     print(f"  wall {job['wall']:.1f} s ({minutes:.2f} min), CPU {job['cpu']:.1f} s "
           f"(reaped processes {job['cpu_reaped']:.1f} s, sampled {job['cpu_sampled']:.1f} s)")
     print(f"  peak memory: process tree (sampled every 0.2 s) {job['tree_peak_mb']:,.0f} MB; "

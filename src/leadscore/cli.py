@@ -56,8 +56,10 @@ def _training_summary(result) -> str:
 
     split = result.split
     label = [f"label: {result.table.label_description}"] if result.table.label_description else []
+    sample = [f"sample: {result.table.sample.text}"] if result.table.sample is not None else []
     lines = [
         *label,
+        *sample,
         f"model: {result.winner.name}, calibration: {result.winner.calibration_method}, split: {split.method} "
         f"(train {len(split.train)}, calibration {len(split.calibration)}, test {len(split.test)} rows; "
         f"{split.purged_rows} purged)",

@@ -285,6 +285,11 @@ class ModelConfig(_Strict):
         "none", description="with too few conversions: 'points' scores the hand-set rules instead of stopping"
     )
     min_category_count: int = Field(5, ge=1, description="rarer categories are treated as missing")
+    max_rows: int | None = Field(
+        150_000, ge=1000, description="the largest training table fitted: beyond it, a uniform sample of whole leads "
+        "(whole accounts with `accounts`), drawn by a seeded hash of the id before any feature is built, every kept "
+        "row weighing 1 / fraction (leadscore.training.sampling); null fits every row",
+    )
     recency_variants: bool = Field(
         False, description="also enter each candidate weighted by recency (`<name>-recency`: weights halving every "
         "third of the training span) into the rolling-origin backtest, which alone decides whether it is chosen; "

@@ -155,6 +155,8 @@ class LeadScoreClassifier(ClassifierMixin, BaseEstimator):
             reserved = {self.id_column, time_column, label}
             features = [c for c in frame.columns if c not in reserved]
             frame = _with_missing(frame, features, cfg.data.na_values)
+            # Every row given is fitted (`model.max_rows` samples what `leadscore train` reads, not what an estimator
+            # is handed: a scikit-learn estimator learns from the X it is passed; pass a sample to fit one).
             table = with_checked_numbers(snapshot_table(frame, cfg.data))
             result = fit_table(table, cfg)
         self.config_ = cfg

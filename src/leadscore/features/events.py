@@ -32,11 +32,14 @@ its rows with the engine `event_log.engine` names (`leadscore.features.engines`)
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timezone
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from leadscore.config import Config, EventLogConfig, Signal
 from leadscore.data.row_checks import missing_ids
@@ -61,12 +64,30 @@ _DAY = pd.Timedelta(days=1)
 
 
 @dataclass(frozen=True)
+class ActivitiesSeen:
+    """What a chunk-by-chunk read of the activities saw of every row, kept or not (`load_event_log` with `keep`):
+    the facts the export-time rules need of the whole table, where only the kept leads' rows stay in memory."""
+
+    bound: pd.Timestamp  # the declared export time, else the moment of reading: later rows are late
+    last_recorded: pd.Timestamp | None  # the latest activity time at or before `bound`
+    late_rows: tuple[int, ...]  # 1-based rows of the table dated after `bound`
+    dropped_late: bool  # whether they were left out while reading (`event_log.drop_events_after_export`)
+    before_creation: int  # rows dated before their lead's creation
+    activity_types: tuple[str, ...]  # every activity type, sorted
+
+
+@dataclass(frozen=True)
 class EventLog:
-    """Validated event-log tables with UTC timestamps."""
+    """Validated event-log tables with UTC timestamps.
+
+    `activities_seen` is set when only some leads' activities were kept while reading (a training sample,
+    `leadscore.training.sampling`, whose other leads are left out next): it holds what the rules about the
+    whole table need."""
 
     leads: pd.DataFrame
     activities: pd.DataFrame
     outcomes: pd.DataFrame | None
+    activities_seen: ActivitiesSeen | None = None
 
 
 @dataclass(frozen=True)
@@ -116,20 +137,36 @@ class EventFeatureSpec:
         return [*self.profile_columns, "lead_age_days", "days_since_last_activity", *derived]
 
 
+# Activities read at a time when only a sample of leads is kept: bounded memory at about 100 MB a chunk.
+ACTIVITY_CHUNK_ROWS = 1_000_000
+# Given the leads and outcomes, which leads to keep (a mask over the leads), or None for every lead.
+KeepLeads = Callable[[pd.DataFrame, pd.DataFrame | None], "np.ndarray | None"]
+
+
 def load_event_log(folder, layout: EventLogLayout, *, na_values=(), with_outcomes=True,
-                   read_options: ReadOptions | None = None) -> EventLog:
+                   read_options: ReadOptions | None = None, keep: KeepLeads | None = None,
+                   late_after: pd.Timestamp | None = None, drop_late: bool = False,
+                   chunk_rows: int | None = None) -> EventLog:
     """Read and validate leads, activities and (optionally) outcomes from a folder.
 
     `na_values` are cell texts that mean "missing" in the leads table (the profile columns); `read_options`
     give the CSV separator and encoding (default: detected). Ids are read as text in every table. With
     `layout.account_column` the leads table must have that column; with `layout.accounts_table` that table is
-    read too and its columns the leads lack are joined onto them (`join_accounts`)."""
+    read too and its columns the leads lack are joined onto them (`join_accounts`).
+
+    `keep` (a training sample): given the validated leads and outcomes, a mask of the leads to keep, or None
+    for all. With a mask the activities are read `chunk_rows` at a time, every chunk checked as a whole table
+    is (errors name rows of the whole table; default `ACTIVITY_CHUNK_ROWS`), and only the kept leads' activities stay in memory (leads and
+    outcomes stay whole: the caller leaves out the other leads once the export-time rules have seen every
+    row); `late_after` (the declared export time, else now) and `drop_late` apply the export-time rule to
+    every activity as it is read (`ActivitiesSeen`, used by `export_time`, `after_export` and
+    `events_before_creation`)."""
     base = read_options or ReadOptions()
     ids = (layout.id_column, *((layout.account_column,) if layout.account_column else ()))
     plain = replace(base, na_values=(), text_columns=(*ids, *base.text_columns))
     source = open_event_log(folder, plain)
     leads = read_rows(source.table(layout.leads_table, replace(plain, na_values=tuple(na_values) or base.na_values)))
-    activities = read_rows(source.table(layout.activities_table))
+    activity_table = source.table(layout.activities_table)
     outcomes = read_rows(source.table(layout.outcomes_table)) if with_outcomes else None
 
     lead_fix = "export the leads table with its id and creation time"
@@ -146,10 +183,82 @@ def load_event_log(folder, layout: EventLogLayout, *, na_values=(), with_outcome
         accounts = read_rows(source.table(layout.accounts_table, with_na))
         leads = join_accounts(leads, accounts, layout)
 
-    activities = _validate_events(activities, "activities", layout, layout.activity_type_column, leads)
     if outcomes is not None:
         outcomes = _validate_events(outcomes, "outcomes", layout, layout.stage_column, leads)
-    return EventLog(leads=leads, activities=activities, outcomes=outcomes)
+    kept = keep(leads, outcomes) if keep is not None else None
+    if kept is None:
+        activities = _validate_events(read_rows(activity_table), "activities", layout, layout.activity_type_column,
+                                      leads)
+        return EventLog(leads=leads, activities=activities, outcomes=outcomes)
+    bound = late_after if late_after is not None else pd.Timestamp(datetime.now(timezone.utc))
+    activities, seen = _read_kept_activities(activity_table, layout, leads, np.asarray(kept, bool), bound, drop_late,
+                                             chunk_rows or ACTIVITY_CHUNK_ROWS)
+    return EventLog(leads=leads, activities=activities, outcomes=outcomes, activities_seen=seen)
+
+
+def _read_kept_activities(table, layout: EventLogLayout, leads: pd.DataFrame, kept: np.ndarray,
+                          bound: pd.Timestamp, drop_late: bool, chunk_rows: int) -> tuple[pd.DataFrame, ActivitiesSeen]:
+    """The activities of the leads `kept` selects, read and checked chunk by chunk, and what was seen of every row."""
+    ts = layout.timestamp_column
+    lookup = LeadPositions(leads, layout)
+    parts, late_rows, types = [], [], set()
+    last, before_creation, first_row = None, 0, 0
+    for chunk in table.chunks(table.columns, chunk_rows):
+        chunk, positions = _checked_events(chunk, "activities", layout, layout.activity_type_column, lookup, first_row)
+        late = (chunk[ts] > bound).to_numpy(bool)
+        late_rows += [first_row + int(i) + 1 for i in np.flatnonzero(late)]
+        on_time = chunk[ts][~late]
+        if len(on_time):
+            last = on_time.max() if last is None else max(last, on_time.max())
+        before_creation += int(lookup.before_creation(chunk[ts], positions).sum())
+        types.update(chunk[layout.activity_type_column].astype("string").unique())
+        parts.append(chunk[kept[positions] & ~(late & drop_late)])
+        first_row += len(chunk)
+    if not first_row:
+        raise InputError(f"{table.location} has no rows", fix="export the table again with data")
+    seen = ActivitiesSeen(bound=bound, last_recorded=last, late_rows=tuple(late_rows), dropped_late=drop_late,
+                          before_creation=before_creation, activity_types=tuple(sorted(types)))
+    return pd.concat(parts, ignore_index=True), seen
+
+
+class LeadPositions:
+    """Each event's lead, as its position in the leads table, and the lead's creation time.
+
+    One hash table of the lead ids serves every event table and every chunk of one: pandas' `isin` and `map`
+    build theirs anew on every call, which took 300 of 380 s when 27 million activities of 1 million leads
+    were read a million at a time. Ids are looked up by a 64-bit hash of their text, and every match is
+    then compared as text, so that an id whose hash another id shares never matches it."""
+
+    def __init__(self, leads: pd.DataFrame, layout: EventLogLayout):
+        self._ids = pa.array(_id_text(leads[layout.id_column]), type=pa.large_string())
+        hashes = pd.Index(_id_hash(leads[layout.id_column]))
+        # Two leads sharing a 64-bit hash (about one chance in 10**11 for a million ids): look up the text itself.
+        self._index = hashes if hashes.is_unique else pd.Index(_id_text(leads[layout.id_column]))
+        self._by_text = not hashes.is_unique
+        self.created = leads[layout.created_column].reset_index(drop=True)
+
+    def positions(self, ids: pd.Series) -> np.ndarray:
+        """The position of each id's lead in the leads table, -1 for an id no lead has."""
+        text = _id_text(ids)
+        found = self._index.get_indexer(text if self._by_text else _id_hash(ids))
+        hit = np.flatnonzero(found >= 0)
+        if len(hit) and not self._by_text:
+            same = pc.equal(self._ids.take(pa.array(found[hit])), pa.array(text[hit], type=pa.large_string()))
+            found[hit[~same.to_numpy(zero_copy_only=False)]] = -1
+        return found
+
+    def before_creation(self, times: pd.Series, positions: np.ndarray) -> np.ndarray:
+        """Whether each event (of a known lead) is dated before its lead's creation."""
+        created = self.created.take(np.maximum(positions, 0)).reset_index(drop=True)
+        return times.reset_index(drop=True).lt(created).to_numpy(bool) & (positions >= 0)
+
+
+def _id_text(ids: pd.Series) -> np.ndarray:
+    return ids.astype("string").fillna("").to_numpy(dtype=object)
+
+
+def _id_hash(ids: pd.Series) -> np.ndarray:
+    return pd.util.hash_array(_id_text(ids), categorize=False)
 
 
 def join_accounts(leads: pd.DataFrame, accounts: pd.DataFrame, layout: EventLogLayout) -> pd.DataFrame:
@@ -193,33 +302,59 @@ def join_accounts(leads: pd.DataFrame, accounts: pd.DataFrame, layout: EventLogL
 
 
 def _validate_events(events, table, layout: EventLogLayout, kind_column, leads) -> pd.DataFrame:
+    """`events` checked against `leads` and their timestamps parsed."""
+    return _checked_events(events, table, layout, kind_column, LeadPositions(leads, layout))[0]
+
+
+def _checked_events(events, table, layout: EventLogLayout, kind_column, lookup: LeadPositions,
+                    first_row: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """`events` checked and their timestamps parsed, and the position of each one's lead (`lookup`); `first_row`
+    rows of the table come before them (a chunk), so that every row an error or warning names is a row of the
+    whole table."""
     id_column, timestamp_column = layout.id_column, layout.timestamp_column
-    require_columns(events, [id_column, timestamp_column, kind_column], table, f"export {table} with these columns")
-    for column in (id_column, timestamp_column, kind_column):
-        require_not_null(events, column, table, "fill the value or remove the event")
-    events = events.assign(**{timestamp_column: parse_timestamps(events, timestamp_column, table)})
-    unknown = ~events[id_column].isin(leads[id_column])
+    try:
+        require_columns(events, [id_column, timestamp_column, kind_column], table, f"export {table} with these columns")
+        for column in (id_column, timestamp_column, kind_column):
+            require_not_null(events, column, table, "fill the value or remove the event")
+        events = events.assign(**{timestamp_column: parse_timestamps(events, timestamp_column, table)})
+    except InputError as error:
+        if not first_row:
+            raise
+        raise InputError(error.problem, column=error.column, rows=[first_row + r for r in error.rows],
+                         fix=error.fix) from None
+    positions = lookup.positions(events[id_column])
+    unknown = positions < 0
     if unknown.any():
         raise InputError(
             f"{table} refer to lead ids that are not in the leads table", column=id_column,
-            rows=row_numbers(events, unknown), fix="export the leads and their events together",
+            rows=[first_row + r for r in row_numbers(events, unknown)], fix="export the leads and their events together",
         )
-    created = events[id_column].map(leads.set_index(id_column)[layout.created_column])
-    early = (events[timestamp_column] < created).to_numpy()
+    early = lookup.before_creation(events[timestamp_column], positions)
     if early.any():
         log.warning("%s: %d event(s) dated before their lead's creation (first rows: %s); they are used as they are",
-                    table, int(early.sum()), ", ".join(map(str, row_numbers(events, early)[:10])))
-    return events
+                    table, int(early.sum()), ", ".join(str(first_row + r) for r in row_numbers(events, early)[:10]))
+    return events, positions
 
 
 def events_before_creation(log: EventLog, layout: EventLogLayout) -> dict[str, int]:
     """How many activities and outcomes are dated before their lead's creation, by table."""
-    created = log.leads.set_index(layout.id_column)[layout.created_column]
     counts = {}
+    lookup = LeadPositions(log.leads, layout)
     for table, events in (("activities", log.activities), ("outcomes", log.outcomes)):
         if events is not None:
-            counts[table] = int((events[layout.timestamp_column] < events[layout.id_column].map(created)).sum())
+            positions = lookup.positions(events[layout.id_column])
+            counts[table] = int(lookup.before_creation(events[layout.timestamp_column], positions).sum())
+    if log.activities_seen is not None:  # every activity was counted while reading, kept or not
+        counts["activities"] = log.activities_seen.before_creation
     return counts
+
+
+def declared_export_time(declared: datetime | None) -> pd.Timestamp | None:
+    """`event_log.exported_at` as a UTC timestamp (a time without zone is UTC), or None when not declared."""
+    if declared is None:
+        return None
+    moment = pd.Timestamp(declared)
+    return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
 
 
 def export_time(log: EventLog, layout: EventLogLayout, declared: datetime | None = None,
@@ -227,13 +362,15 @@ def export_time(log: EventLog, layout: EventLogLayout, declared: datetime | None
     """When the export was taken: `declared` (event_log.exported_at), else the last recorded time up to `now`
     (default: the clock), so that a time in the future never becomes the export time by default."""
     if declared is not None:
-        moment = pd.Timestamp(declared)
-        return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
-    now = now if now is not None else pd.Timestamp(datetime.now(timezone.utc))
-    parts = [log.leads[layout.created_column], log.activities[layout.timestamp_column]]
+        return declared_export_time(declared)
+    seen = log.activities_seen
+    if now is None:  # activities read with only some leads kept were checked against the moment they were read
+        now = seen.bound if seen is not None else pd.Timestamp(datetime.now(timezone.utc))
+    parts = [log.leads[layout.created_column],
+             log.activities[layout.timestamp_column] if seen is None else pd.Series([seen.last_recorded])]
     if log.outcomes is not None:
         parts.append(log.outcomes[layout.timestamp_column])
-    recorded = pd.concat(parts, ignore_index=True)
+    recorded = pd.concat([part.dropna() for part in parts], ignore_index=True)
     last = recorded[recorded <= now].max() if len(recorded) else pd.NaT
     return now if pd.isna(last) else last
 
@@ -242,26 +379,26 @@ def after_export(log: EventLog, layout: EventLogLayout, exported: pd.Timestamp, 
                  declared: bool = False) -> EventLog:
     """The log without anything dated after `exported`: refused (an `InputError` with the count and rows of
     the first table holding any) unless `drop`, when they are left out with their counts logged. A lead
-    created after the export is left out with its events."""
+    created after the export is left out with its events. Activities read with only some leads kept were
+    checked as they were read (`ActivitiesSeen`), every row of the table."""
+    seen = log.activities_seen
     late = {"leads": (log.leads[layout.created_column] > exported).to_numpy(),
             "activities": (log.activities[layout.timestamp_column] > exported).to_numpy()}
     if log.outcomes is not None:
         late["outcomes"] = (log.outcomes[layout.timestamp_column] > exported).to_numpy()
     counts = {table: int(mask.sum()) for table, mask in late.items() if mask.any()}
+    rows = {table: [int(i) + 1 for i in mask.nonzero()[0]] for table, mask in late.items()}
+    if seen is not None:
+        counts.pop("activities", None)
+        if seen.late_rows:
+            counts = _in_table_order({**counts, "activities": len(seen.late_rows)})
+            rows["activities"] = list(seen.late_rows)
     if not counts:
         return log
-    said = ", ".join(f"{n} in {table}" for table, n in counts.items())
     if not drop:
         table = next(iter(counts))
-        source = "event_log.exported_at" if declared else "the last recorded time up to now"
-        raise InputError(
-            f"{sum(counts.values())} record(s) are dated after the export time {exported} ({source}): {said}; "
-            "nothing in an export can happen after it was taken", column=layout.created_column if table == "leads"
-            else layout.timestamp_column, rows=[int(i) + 1 for i in late[table].nonzero()[0]],
-            fix="correct those timestamps in the export; declare when it was taken in event_log.exported_at if the "
-            "data really reach past today (a simulation); or set event_log.drop_events_after_export: true to leave "
-            "them out",
-        )
+        raise _late_records(counts, exported, declared, layout, table, rows[table])
+    said = ", ".join(f"{n} in {table}" for table, n in counts.items())
     _log.warning("%d record(s) dated after the export time %s are left out (event_log.drop_events_after_export): %s",
                  sum(counts.values()), exported, said)
     leads = log.leads[~late["leads"]]
@@ -270,8 +407,26 @@ def after_export(log: EventLog, layout: EventLogLayout, exported: pd.Timestamp, 
     def keep(events, table):
         return events[~late[table] & events[layout.id_column].isin(kept).to_numpy()].reset_index(drop=True)
 
-    return EventLog(leads=leads.reset_index(drop=True), activities=keep(log.activities, "activities"),
-                    outcomes=keep(log.outcomes, "outcomes") if log.outcomes is not None else None)
+    return replace(log, leads=leads.reset_index(drop=True), activities=keep(log.activities, "activities"),
+                   outcomes=keep(log.outcomes, "outcomes") if log.outcomes is not None else None)
+
+
+def _in_table_order(counts: dict[str, int]) -> dict[str, int]:
+    return {table: counts[table] for table in ("leads", "activities", "outcomes") if table in counts}
+
+
+def _late_records(counts: dict[str, int], exported: pd.Timestamp, declared: bool, layout: EventLogLayout, table: str,
+                  rows: list[int]) -> InputError:
+    said = ", ".join(f"{n} in {name}" for name, n in counts.items())
+    source = "event_log.exported_at" if declared else "the last recorded time up to now"
+    return InputError(
+        f"{sum(counts.values())} record(s) are dated after the export time {exported} ({source}): {said}; "
+        "nothing in an export can happen after it was taken", column=layout.created_column if table == "leads"
+        else layout.timestamp_column, rows=rows,
+        fix="correct those timestamps in the export; declare when it was taken in event_log.exported_at if the "
+        "data really reach past today (a simulation); or set event_log.drop_events_after_export: true to leave "
+        "them out",
+    )
 
 
 def profile_dates(log: EventLog, layout: EventLogLayout, profile, declared_categorical=()) -> list[str]:
@@ -308,9 +463,9 @@ def feature_spec(log: EventLog, cfg: Config, hidden: list[str] | None = None) ->
     profile = [c for c in log.leads.columns if c not in never | hidden]
     dated = profile_dates(log, layout, profile, cfg.data.categorical_columns)
     profile = [c for c in profile if c not in dated]
-    signals = dict(log_cfg.signals) or {
-        str(kind): Signal(activity_type=str(kind)) for kind in sorted(log.activities[layout.activity_type_column].unique())
-    }
+    types = (log.activities_seen.activity_types if log.activities_seen is not None
+             else sorted(log.activities[layout.activity_type_column].unique()))
+    signals = dict(log_cfg.signals) or {str(kind): Signal(activity_type=str(kind)) for kind in types}
     for name, signal in signals.items():
         missing = [key for key in signal.where if key not in log.activities.columns]
         if missing:
@@ -409,6 +564,24 @@ def no_open_lead(spec: EventFeatureSpec) -> InputError:
         "no lead was open at any snapshot time", column=spec.layout.created_column,
         fix="move event_log.snapshots into the period covered by the leads' creation times",
     )
+
+
+def rows_per_lead(leads: pd.DataFrame, outcomes: pd.DataFrame, layout: EventLogLayout, terminal_stages,
+                  snapshots: list[pd.Timestamp]) -> pd.Series:
+    """How many training rows each lead gives (the snapshots at which it is open), by lead id, in the order of the
+    leads table: counted from its creation and closing times alone, without building a feature.
+
+    Exact for a conversion target; for a transition target (`event_log.from_stage`) an upper bound, since a lead
+    must also have entered the stage, which only narrows its snapshots."""
+    ids = leads[layout.id_column]
+    terminal = outcomes[layout.stage_column].astype("string").isin(terminal_stages).fillna(False).to_numpy(bool)
+    closed_at = outcomes[layout.timestamp_column][terminal].groupby(outcomes[layout.id_column][terminal]).min()
+    closed = ids.map(closed_at)
+    times = pd.DatetimeIndex(snapshots)
+    # Open at snapshot s: created < s <= closed (never closed: every later snapshot).
+    first = times.searchsorted(leads[layout.created_column], side="right")
+    last = np.where(closed.isna(), len(times), times.searchsorted(closed.fillna(times[-1]), side="right"))
+    return pd.Series(np.clip(last - first, 0, None), index=ids.to_numpy(), name="rows")
 
 
 def training_rows(log: EventLog, spec: EventFeatureSpec, log_cfg: EventLogConfig,

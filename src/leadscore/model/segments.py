@@ -176,7 +176,8 @@ def build_segmented_explainer(model: SegmentedModel, train_features: pd.DataFram
                               event_spec: EventFeatureSpec | None = None) -> SegmentedExplainer:
     """The explainer of a segmented model: the global model's (`build_explainer`), plus each segment's base.
 
-    `train_features` are the rows the global model was fitted on."""
+    `train_features` are the rows the global model was fitted on (a segment booster's base value is LightGBM's
+    own, over the rows it was fitted on: any row gives it)."""
     overall = build_explainer(model.overall, train_features, feature_columns, groups, reasons, event_spec)
     step = 1e-4
     bases = {}

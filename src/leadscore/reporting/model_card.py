@@ -119,6 +119,9 @@ def _data_section(result: TrainingResult, cfg: Config, fallback: bool) -> str:
     if cfg.event_log is not None:
         s = cfg.event_log.snapshots
         lines.append(f"Rows are leads as they looked at snapshots every {s.every_days} days from {s.first} to {s.last}.")
+    if table.sample is not None:
+        lines.append(f"Learned from {table.sample.text}. Drawn by a hash of the id, the sample keeps or leaves out "
+                     "whole leads at random, so the figures below describe every lead within their noise.")
     if table.dropped_personal:
         lines.append(f"Personal columns dropped on reading (names only): {', '.join(table.dropped_personal)}.")
     lines.append(f"{len(table.feature_columns)} feature columns.")

@@ -59,6 +59,7 @@ from leadscore.features.events import (
     EventLogLayout,
     after_export,
     check_target_stages,
+    declared_export_time,
     events_before_creation,
     export_time,
     feature_spec,
@@ -67,6 +68,7 @@ from leadscore.features.events import (
 )
 from leadscore.progress import stage
 from leadscore.schema import ROW_ID
+from leadscore.training.sampling import EventLogSampler, LeadSample, draw
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,8 @@ class TrainingTable:
     label_description: str = ""  # what the label means, in words (event log: `leadscore.features.events.label_text`)
     # The account id of every row (`accounts.column`), kept in `frame` and never a feature; None without accounts.
     account_column: str | None = None
+    # The sample of whole leads (or accounts) kept because every row would exceed `model.max_rows`; None: every row.
+    sample: LeadSample | None = None
 
     @property
     def conversions(self) -> int:
@@ -134,7 +138,12 @@ def _from_snapshot(cfg: Config) -> TrainingTable:
     frame = read_table(data.resolved_path, csv_separator=data.csv_separator, na_values=data.na_values,
                        encoding=data.encoding, text_columns=[c for c in text if c], decimal=data.decimal)
     stage("features")
-    return snapshot_table(frame, data, account_column=account)
+    table = snapshot_table(frame, data, account_column=account)
+    sample = draw(table.frame.groupby(account or table.id_column, dropna=False, sort=False).size(),
+                  account or table.id_column, cfg.model.max_rows, cfg.model.seed)
+    if sample is None:
+        return table
+    return replace(table, frame=table.frame[sample.kept(table.frame)].reset_index(drop=True), sample=sample)
 
 
 def _refuse_personal_account(decisions: list[PersonalDecision], column: str) -> None:
@@ -317,8 +326,11 @@ def _refuse_other_decimal_mark(values: pd.Series, column: str, decimal: str) -> 
 def _from_event_log(cfg: Config) -> TrainingTable:
     layout = EventLogLayout.from_config(cfg)
     stage("reading")
+    sampler = EventLogSampler(layout, cfg.event_log, cfg.model, cfg.accounts.column if cfg.accounts else None)
     log = load_event_log(cfg.data.resolved_path, layout, na_values=cfg.data.na_values,
-                         read_options=read_options(cfg.data))
+                         read_options=read_options(cfg.data), keep=sampler,
+                         late_after=declared_export_time(cfg.event_log.exported_at),
+                         drop_late=cfg.event_log.drop_events_after_export)
     exported = export_time(log, layout, cfg.event_log.exported_at)
     log = after_export(log, layout, exported, drop=cfg.event_log.drop_events_after_export,
                        declared=cfg.event_log.exported_at is not None)
@@ -330,6 +342,7 @@ def _from_event_log(cfg: Config) -> TrainingTable:
         _refuse_other_decimal_mark(profile[column], column, cfg.data.decimal)
     spec = feature_spec(log, cfg, hidden=[*hidden, *free_text])
     check_target_stages(log, layout, cfg.event_log)  # a misspelt transition stage, before any row is built
+    log = sampler.only_kept(log)
     frame = training_rows(log, spec, cfg.event_log, observed_until=exported)
     account = cfg.accounts.column if cfg.accounts else None
     features = spec.feature_columns
@@ -346,7 +359,7 @@ def _from_event_log(cfg: Config) -> TrainingTable:
         frame=frame, id_column=layout.id_column, label_column=LABEL_COLUMN, time_column=SNAPSHOT_COLUMN,
         feature_columns=features, event_spec=spec, dropped_personal=hidden,
         personal_decisions=tuple(decisions), notes=tuple(notes), label_description=label_text(cfg.event_log),
-        account_column=account,
+        account_column=account, sample=sampler.sample,
     )
 
 

@@ -114,8 +114,10 @@ class TrainingResult:
     @property
     def run_tags(self) -> dict[str, str]:
         """What the run records about where its figures come from, how the deployed model was fitted and chosen."""
+        sampled = self.table.sample.tags if self.table.sample is not None else {}
         if self.backtest is None:
-            return {"deployed.model": "points fallback: nothing was fitted; metrics are measured on every labelled row"}
+            return {"deployed.model": "points fallback: nothing was fitted; metrics are measured on every labelled row",
+                    **sampled}
         rows = len(self.split.train) + len(self.split.calibration) + len(self.split.test)
         tags = {
             "metrics.source": ("backtest: the test_* metrics, figures and cutoff bands come from a backtest model fitted "
@@ -152,14 +154,15 @@ class TrainingResult:
             tags["time_column"] = self.table.time_column
         if self.accounts is not None:
             tags.update(self.accounts.tags)
-        return tags
+        return {**tags, **sampled}
 
     @property
     def run_metrics(self) -> dict[str, float]:
         """The rolling-origin backtest's figures, and the size of the deployed model's training set."""
+        sampled = self.table.sample.metrics if self.table.sample is not None else {}
         if self.backtest is None:
-            return {}
-        metrics = {"deployed_rows": float(len(self.split.train) + len(self.split.calibration) + len(self.split.test)),
+            return sampled
+        metrics = {**sampled, "deployed_rows": float(len(self.split.train) + len(self.split.calibration) + len(self.split.test)),
                    "deployed_test_oof_log_loss": self.winner.calibration_log_loss}
         if self.selection is not None:
             metrics.update(self.selection.metrics())
