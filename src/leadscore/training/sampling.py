@@ -2,9 +2,9 @@
 
 Training cost grows with the rows: every LightGBM fit, every logistic fit and the leakage screen read them
 all, and the pipeline fits many models (the candidates, the rolling origins, the held-out folds of two
-refits, the dimension models). Past a few hundred thousand rows more rows buy little: the test-window
-figures move within their own noise while every fit keeps growing (see the README's training benchmark).
-So beyond `model.max_rows` training keeps a uniform sample of leads and learns from all their rows:
+refits, the dimension models). So beyond `model.max_rows` training keeps a uniform sample of leads and learns
+from all their rows. It is a trade of some accuracy for time, measured in docs/results.md
+(`benchmarks/sampling_cost.py`, `benchmarks/training_cost.py`):
 
 - **The unit is the lead** (with `accounts`, the account): every snapshot row of a kept lead is kept and every
   row of another lead is left out, so no lead is split between the windows and account aggregates see every
