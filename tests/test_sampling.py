@@ -163,51 +163,43 @@ def test_csv_activities_read_in_chunks_give_the_same_rows(csv_log, monkeypatch):
     pd.testing.assert_frame_equal(table.frame, whole.frame[kept].reset_index(drop=True))
 
 
-def _unsampled_row(csv_log, fraction: float) -> int:
-    """A 0-based activity row, past the first chunk of 5,000, of a lead that a sample of `fraction` leaves out."""
+def _with_one_activity_changed(csv_log, tmp_path, monkeypatch, timestamp: str) -> tuple:
+    """`csv_log` with the timestamp of one activity set to `timestamp`: an activity past the first two chunks of
+    5,000 (the chunk size set for the test), of a lead that a sample of half the rows leaves out. Returns the
+    folder, that bound on the rows and the activity's 0-based row."""
+    whole_rows = len(load_training_table(_config(csv_log, None)).frame)
     activities = pd.read_csv(csv_log / "activities.csv", dtype=str)
-    out = ~kept_ids(activities["lead_id"], fraction, seed=7)
-    return int(np.flatnonzero(out & (np.arange(len(activities)) > 12_000))[0])
+    out = ~kept_ids(activities["lead_id"], (whole_rows // 2) / whole_rows, seed=7)
+    row = int(np.flatnonzero(out & (np.arange(len(activities)) > 12_000))[0])
+
+    def change(frame):
+        frame.loc[row, "timestamp"] = timestamp
+        return frame
+
+    monkeypatch.setattr(events, "ACTIVITY_CHUNK_ROWS", 5_000)
+    return _copy_with_activities(csv_log, tmp_path / "history", change), whole_rows // 2, row
 
 
 def test_a_bad_activity_of_a_lead_outside_the_sample_is_still_an_error_naming_its_row(csv_log, tmp_path, monkeypatch):
     # Given an activity without a timestamp, in the third chunk, of a lead the sample would leave out,
-    whole_rows = len(load_training_table(_config(csv_log, None)).frame)
-    fraction = (whole_rows // 2) / whole_rows
-    row = _unsampled_row(csv_log, fraction)
-
-    def blank(frame):
-        frame.loc[row, "timestamp"] = ""
-        return frame
-
-    folder = _copy_with_activities(csv_log, tmp_path / "history", blank)
-    monkeypatch.setattr(events, "ACTIVITY_CHUNK_ROWS", 5_000)
+    folder, max_rows, row = _with_one_activity_changed(csv_log, tmp_path, monkeypatch, "")
     # when training reads the activities chunk by chunk for a sample,
     with pytest.raises(InputError) as caught:
-        load_training_table(_config(folder, whole_rows // 2))
+        load_training_table(_config(folder, max_rows))
     # then it stops naming the column and the row of the whole table (1-based), never a value.
     assert caught.value.column == "timestamp" and caught.value.rows == [row + 1]
 
 
 def test_late_activities_of_leads_outside_the_sample_are_refused_or_left_out(csv_log, tmp_path, monkeypatch):
-    whole_rows = len(load_training_table(_config(csv_log, None)).frame)
-    fraction = (whole_rows // 2) / whole_rows
-    row = _unsampled_row(csv_log, fraction)
-
-    def late(frame):
-        frame.loc[row, "timestamp"] = "2150-01-01T00:00:00Z"
-        return frame
-
-    folder = _copy_with_activities(csv_log, tmp_path / "history", late)
-    monkeypatch.setattr(events, "ACTIVITY_CHUNK_ROWS", 5_000)
+    folder, max_rows, row = _with_one_activity_changed(csv_log, tmp_path, monkeypatch, "2150-01-01T00:00:00Z")
     # Refused, with the row, as when every lead is read,
     with pytest.raises(InputError) as caught:
-        load_training_table(_config(folder, whole_rows // 2))
+        load_training_table(_config(folder, max_rows))
     assert "1 record(s) are dated after the export time" in str(caught.value) and caught.value.rows == [row + 1]
     with pytest.raises(InputError) as unsampled:
         load_training_table(_config(folder, None))
     assert unsampled.value.rows == caught.value.rows and str(unsampled.value) == str(caught.value)
     # or left out when the config says so: the sample's rows are those of the untouched log.
-    dropping = _config(folder, whole_rows // 2, event_log={"drop_events_after_export": True})
-    expected = load_training_table(_config(csv_log, whole_rows // 2))
+    dropping = _config(folder, max_rows, event_log={"drop_events_after_export": True})
+    expected = load_training_table(_config(csv_log, max_rows))
     pd.testing.assert_frame_equal(load_training_table(dropping).frame, expected.frame)
