@@ -70,8 +70,7 @@ class ActivitiesSeen:
 
     bound: pd.Timestamp  # the declared export time, else the moment of reading: later rows are late
     last_recorded: pd.Timestamp | None  # the latest activity time at or before `bound`
-    late_rows: tuple[int, ...]  # 1-based rows of the table dated after `bound`
-    dropped_late: bool  # whether they were left out while reading (`event_log.drop_events_after_export`)
+    late_rows: tuple[int, ...]  # 1-based rows of the table dated after `bound` (kept only without `drop_late`)
     before_creation: int  # rows dated before their lead's creation
     activity_types: tuple[str, ...]  # every activity type, sorted
 
@@ -137,7 +136,7 @@ class EventFeatureSpec:
         return [*self.profile_columns, "lead_age_days", "days_since_last_activity", *derived]
 
 
-# Activities read at a time when only a sample of leads is kept: bounded memory at about 100 MB a chunk.
+# Activities read at a time when only a sample of leads is kept: memory holds one chunk, not the table.
 ACTIVITY_CHUNK_ROWS = 1_000_000
 # Given the leads and outcomes, which leads to keep (a mask over the leads), or None for every lead.
 KeepLeads = Callable[[pd.DataFrame, pd.DataFrame | None], "np.ndarray | None"]
@@ -155,12 +154,12 @@ def load_event_log(folder, layout: EventLogLayout, *, na_values=(), with_outcome
     read too and its columns the leads lack are joined onto them (`join_accounts`).
 
     `keep` (a training sample): given the validated leads and outcomes, a mask of the leads to keep, or None
-    for all. With a mask the activities are read `chunk_rows` at a time, every chunk checked as a whole table
-    is (errors name rows of the whole table; default `ACTIVITY_CHUNK_ROWS`), and only the kept leads' activities stay in memory (leads and
-    outcomes stay whole: the caller leaves out the other leads once the export-time rules have seen every
-    row); `late_after` (the declared export time, else now) and `drop_late` apply the export-time rule to
-    every activity as it is read (`ActivitiesSeen`, used by `export_time`, `after_export` and
-    `events_before_creation`)."""
+    for all. With a mask the activities are read `chunk_rows` (default `ACTIVITY_CHUNK_ROWS`) at a time, every
+    chunk checked as a whole table is (errors name rows of the whole table), and only the kept leads'
+    activities stay in memory (leads and outcomes stay whole: the caller leaves out the other leads once the
+    export-time rules have seen every row); `late_after` (the declared export time, else now) and `drop_late`
+    apply the export-time rule to every activity as it is read (`ActivitiesSeen`, used by `export_time`,
+    `after_export` and `events_before_creation`)."""
     base = read_options or ReadOptions()
     ids = (layout.id_column, *((layout.account_column,) if layout.account_column else ()))
     plain = replace(base, na_values=(), text_columns=(*ids, *base.text_columns))
@@ -216,7 +215,7 @@ def _read_kept_activities(table, layout: EventLogLayout, leads: pd.DataFrame, ke
         first_row += len(chunk)
     if not first_row:
         raise InputError(f"{table.location} has no rows", fix="export the table again with data")
-    seen = ActivitiesSeen(bound=bound, last_recorded=last, late_rows=tuple(late_rows), dropped_late=drop_late,
+    seen = ActivitiesSeen(bound=bound, last_recorded=last, late_rows=tuple(late_rows),
                           before_creation=before_creation, activity_types=tuple(sorted(types)))
     return pd.concat(parts, ignore_index=True), seen
 
