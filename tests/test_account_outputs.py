@@ -124,6 +124,48 @@ def cuts_accounts(accounts: pd.Series, rows: int) -> int:
 
 # -- the pandas engine -------------------------------------------------------------------------------------------
 @slow
+def test_the_job_builds_an_event_logs_features_out_of_core_as_in_memory(model, fresh):
+    # Given the fresh event log, when the job builds its features out of core in batches,
+    from leadscore.data.sources import open_source
+    from leadscore.features import columnar
+    from leadscore.scoring.events import event_log_feature_batches, event_log_features
+
+    source = open_source(fresh, model.scorer.read_options())
+    expected, status = event_log_features(model.scorer, source, AS_OF, build=columnar.features_as_of)
+    batches = list(event_log_feature_batches(model.scorer, source, AS_OF, CHUNK_ROWS, memory_limit="100MB"))
+    # then they are the in-memory rows of the same query, with the account column, in the leads' order,
+    assert len(batches) > 1 and all(len(frame) <= CHUNK_ROWS for frame, _ in batches)
+    pd.testing.assert_frame_equal(pd.concat([frame for frame, _ in batches], ignore_index=True), expected,
+                                  check_exact=True)
+    # and each lead has its status as of that time.
+    assert (status != "open").any()
+    assert np.concatenate([statuses for _, statuses in batches]).tolist() == status.tolist()
+
+
+@slow
+def test_an_activity_after_the_scoring_time_is_refused_with_its_row_out_of_core(model, fresh, tmp_path):
+    from leadscore.data.sources import open_source
+    from leadscore.scoring.events import event_log_feature_batches, event_log_features
+
+    folder = tmp_path / "late"
+    folder.mkdir()
+    for path in fresh.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    activities = pd.read_parquet(fresh / "activities.parquet")
+    row = len(activities) // 2
+    activities.loc[row, "timestamp"] = pd.Timestamp("2150-01-01", tz="UTC")
+    activities.to_parquet(folder / "activities.parquet", index=False)
+    source = open_source(folder, model.scorer.read_options())
+    with pytest.raises(InputError) as in_memory:
+        event_log_features(model.scorer, source, None)
+    with pytest.raises(InputError) as out_of_core:
+        next(event_log_feature_batches(model.scorer, source, None, CHUNK_ROWS))
+    assert out_of_core.value.column == in_memory.value.column == "timestamp"
+    assert out_of_core.value.rows == in_memory.value.rows and row + 1 in out_of_core.value.rows
+    assert str(out_of_core.value) == str(in_memory.value)
+
+
+@slow
 def test_chunked_scoring_gives_the_account_table_of_the_whole_input(model, features, event_log_run):
     # Given fresh leads whose accounts straddle the job's chunks
     scorer = model.scorer

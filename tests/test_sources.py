@@ -161,3 +161,25 @@ def test_chunks_hold_the_same_rows_as_a_whole_read(tmp_path_factory, n, rows, na
     streamed = pd.concat(chunks, ignore_index=True)
     assert list(streamed.columns) == columns, "only the columns asked for, in that order"
     pd.testing.assert_frame_equal(as_text(streamed), as_text(read_table(path)[columns]), check_dtype=False)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_reading_selected_rows_gives_those_rows_of_the_whole_table(tmp_path, monkeypatch, suffix):
+    import numpy as np
+
+    from leadscore.data import sources
+
+    # A cell holding the separator, a quote and a line break: a CSV row is a record, not a line.
+    frame = pd.DataFrame({"id": [f"L{i:03d}" for i in range(50)],
+                          "note": [f'says "hi",\nthen {i}' if i % 7 == 0 else f"plain {i}" for i in range(50)],
+                          "n": [float(i) / 4 for i in range(50)]})
+    path = tmp_path / f"leads{suffix}"
+    frame.to_parquet(path, index=False) if suffix == ".parquet" else frame.to_csv(path, index=False)
+    monkeypatch.setattr(sources, "_SELECTED_ROWS_BATCH", 8)  # Parquet batches that the selection cuts across
+    table = open_table(str(path), ReadOptions(text_columns=("id",)))
+    whole = table.read()
+    for rows in (np.arange(50) % 3 == 0, np.arange(50) >= 45, np.zeros(50, bool)):
+        got = table.read(["id", "note", "n"], rows=rows)
+        # the rows selected, in order, with the values the whole read gives them
+        assert list(got.columns) == ["id", "note", "n"] and len(got) == int(rows.sum())
+        pd.testing.assert_frame_equal(got.astype("string"), whole[rows].reset_index(drop=True).astype("string"))

@@ -586,6 +586,9 @@ class ScoringConfig(_Strict):
 
     engine: Literal["pandas", "spark"] = "pandas"
     chunk_rows: int = Field(100_000, gt=0, description="pandas engine: leads read, scored and written at a time")
+    event_log_memory: str = Field("1GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$",
+                                  description="pandas engine, event logs: memory DuckDB may use for the features "
+                                  "before it spills to disk, e.g. 1GB")
     max_reject_share: float = Field(0.01, ge=0, le=1, description="fail without publishing scores above this share of rejected rows")
     drift_threshold: float = Field(0.2, gt=0, description="population stability index above which a column is reported as drifted")
     reasons: bool = Field(True, description="write each lead's reasons; false leaves those columns out (faster)")

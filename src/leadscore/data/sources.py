@@ -68,6 +68,7 @@ SNAPSHOT, EVENT_LOG = "snapshot", "event_log"  # the two forms of input, as in `
 _CSV_BLOCK_BYTES = 16 << 20
 _MAX_CELL_BYTES = _CSV_BLOCK_BYTES  # a longer cell makes its row unreadable (rejected), not the whole job
 _SNIFF_BYTES = 4 << 20  # the encoding is detected from this much of the file
+_SELECTED_ROWS_BATCH = 1_000_000  # rows of a Parquet table read at a time when only some are kept
 _SEPARATORS = (",", ";", "\t", "|")
 # Chunk attribute: {position in the chunk: why} for rows that could not be read (see the module docstring).
 UNREADABLE_ROWS = "unreadable_rows"
@@ -109,8 +110,9 @@ class TableSource(Protocol):
     def total_rows(self) -> int | None:
         """The number of rows when the format records it, else None."""
 
-    def read(self) -> pd.DataFrame:
-        """All rows and columns, with types inferred."""
+    def read(self, columns: list[str] | None = None, rows: np.ndarray | None = None) -> pd.DataFrame:
+        """All rows of `columns` (default: every column), with types inferred; with `rows` (a mask over the
+        table's rows) only those rows, the others never held in memory."""
 
     def chunks(self, columns: list[str], rows: int) -> Iterator[pd.DataFrame]:
         """The given columns, `rows` rows at a time (the last chunk may be shorter), in table order."""
@@ -202,9 +204,9 @@ def read_table(location: str | os.PathLike, *, csv_separator: str | None = None,
     return read_rows(open_table(location, options))
 
 
-def read_rows(table: TableSource) -> pd.DataFrame:
-    """All rows of an opened table; an `InputError` when there are none."""
-    frame = table.read()
+def read_rows(table: TableSource, columns: list[str] | None = None) -> pd.DataFrame:
+    """All rows of an opened table (of `columns`, default all); an `InputError` when there are none."""
+    frame = table.read(columns)
     if frame.empty:
         raise InputError(f"{table.location} has no rows", fix="export the table again with data")
     return frame
@@ -283,15 +285,29 @@ class _ParquetTable(_FileTable):
     def total_rows(self) -> int | None:
         return self._metadata[1]
 
-    def read(self) -> pd.DataFrame:
+    def read(self, columns: list[str] | None = None, rows: np.ndarray | None = None) -> pd.DataFrame:
         self.columns  # noqa: B018  (refuses duplicate names before reading rows)
         try:
-            frame = pd.read_parquet(self.location)
-        except (OSError, ValueError) as exc:
+            frame = pd.read_parquet(self.location, columns=columns) if rows is None else self._rows(columns, rows)
+        except (OSError, ValueError, pa.ArrowInvalid) as exc:
             raise _unreadable(self.location, exc) from exc
         if self.options.na_values:
             frame = frame.replace(list(self.options.na_values), pd.NA)
         return _with_decimal_comma_numbers(frame, self.options)
+
+    def _rows(self, columns: list[str] | None, rows: np.ndarray) -> pd.DataFrame:
+        """The rows `rows` selects, a batch at a time, as `pd.read_parquet` would give them."""
+        parts, start = [], 0
+        for file in self._files:
+            for batch in pq.ParquetFile(file).iter_batches(batch_size=_SELECTED_ROWS_BATCH, columns=columns):
+                picked = rows[start:start + batch.num_rows]
+                start += batch.num_rows
+                if picked.any():
+                    parts.append(batch.filter(pa.array(picked)))
+        schema = pq.ParquetFile(self._files[0]).schema_arrow
+        table = pa.Table.from_batches(parts, schema=parts[0].schema) if parts else schema.empty_table().select(
+            columns or schema.names)
+        return table.to_pandas()
 
     def chunks(self, columns: list[str], rows: int) -> Iterator[pd.DataFrame]:
         def batches():
@@ -338,13 +354,15 @@ class _CsvTable(_FileTable):
     def total_rows(self) -> int | None:
         return None  # known only by reading the whole file
 
-    def read(self) -> pd.DataFrame:
-        columns = self.columns  # refuses a wrong separator and repeated names before any row is read
-        text = {c: "string" for c in self.options.text_columns if c in columns}
+    def read(self, columns: list[str] | None = None, rows: np.ndarray | None = None) -> pd.DataFrame:
+        header = self.columns  # refuses a wrong separator and repeated names before any row is read
+        text = {c: "string" for c in self.options.text_columns if c in header}
+        # Line 0 is the header; data row i (from 0) is line i + 1.
+        skip = None if rows is None else (lambda line: line > 0 and (line > len(rows) or not rows[line - 1]))
         try:
             frame = pd.read_csv(self.location, sep=self.separator, encoding=self._pandas_encoding(),
                                 na_values=list(self.options.na_values) or None, keep_default_na=True,
-                                dtype=text or None, decimal=self.options.decimal)
+                                dtype=text or None, decimal=self.options.decimal, usecols=columns, skiprows=skip)
         except pd.errors.EmptyDataError:
             raise InputError(f"{self.location} is empty", fix="export the table again with a header row and data") from None
         except pd.errors.ParserError as exc:

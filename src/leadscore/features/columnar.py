@@ -22,17 +22,18 @@ Events carry their lead's row number, not its id (looked up once with `pyarrow.c
 join is on integers; an engine reading the export itself would get it by joining on the id. Profile columns
 are not in the query: they are taken from the leads table by `lead_row`, so they keep their pandas types.
 Engine-specific is only the runner (a `Runner`: the input tables in, the result out as Arrow), not the query:
-DuckDB's here (`_connect`: Arrow tables registered as views, the spill folder, the optional memory limit and
-threads), Spark's in `leadscore.features.spark`; `training_rows_on` and `features_as_of_on` take either.
+DuckDB's here (`connect`: Arrow tables registered as views; the spill folder, the optional memory limit and
+threads; `leadscore.features.staged` runs the query in parts over a log staged on disk), Spark's in
+`leadscore.features.spark`; `training_rows_on` and `features_as_of_on` take either.
 Timestamps are read at microsecond precision (finer parts are dropped), and a `where` filter compares the
 activity property as text, as the pandas builder does. Text constants of the spec (activity types, `where`
-values) are written so that both dialects read them alike (`_text`).
+values) are written so that both dialects read them alike (`sql_text`).
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -58,7 +59,7 @@ _FIRST_US = -(2**62)  # before any time (146,000 years BC): where the first snap
 Runner = Callable[[dict[str, pa.Table], str], pa.Table]
 
 
-def _text(value: str) -> str:
+def sql_text(value: str) -> str:
     """A SQL string literal that DuckDB and Spark SQL both read as `value`.
 
     The dialects escape differently (DuckDB doubles a quote, Spark reads `''` as two literals to concatenate and a
@@ -94,34 +95,22 @@ def where_columns(spec: EventFeatureSpec) -> list[str]:
     return list(dict.fromkeys(key for signal in spec.signals.values() for key in signal.where))
 
 
-def feature_sql(spec: EventFeatureSpec, *, labels: EventLogConfig | None = None) -> str:
-    """The feature query for `spec`: every (snapshot, lead) row with its features, ordered as the pandas builder.
-
-    With `labels` (training), only leads open at each snapshot are kept and the label and days to conversion
-    of `labels.conversion_stage` within `labels.horizon_days` are added; without, every lead of `lead_rows`
-    gets a row at each snapshot (scoring as of a time).
-
-    Activities are first summed per lead and snapshot interval (from one snapshot time up to the next), each
-    weight taken at the interval's end; a row at a snapshot then adds up the lead's intervals up to it, the
-    weights carried forward by one more factor (0.5 ** (days / half-life) multiplies). So each activity is
-    read once, not once per later snapshot; recency comes from the latest timestamp, exact in integers."""
+def _interval_ctes(spec: EventFeatureSpec) -> list[str]:
+    """The query's first stage: every activity summed per lead and snapshot interval (`per_interval`)."""
     filters = {key: f"w{i}" for i, key in enumerate(where_columns(spec))}
     half_life = repr(float(spec.half_life_days))
-    flags, partial, total, outputs = [], [], [], []
+    flags, partial = [], []
     for i, signal in enumerate(spec.signals.values()):
-        condition = " AND ".join([f"activity_type = {_text(signal.activity_type)}",
-                                  *(f"{filters[key]} = {_text(value)}" for key, value in signal.where.items())])
+        condition = " AND ".join([f"activity_type = {sql_text(signal.activity_type)}",
+                                  *(f"{filters[key]} = {sql_text(value)}" for key, value in signal.where.items())])
         flags.append(f"CASE WHEN {condition} THEN 1 ELSE 0 END AS m{i}")
-        weight = _exact(f"a.m{i} * POWER(0.5, {_days('i.as_of_us - a.ts_us')} / {half_life})")
-        partial += [f"SUM(a.m{i}) AS n{i}", f"SUM({weight}) AS d{i}", f"MAX(CASE WHEN a.m{i} = 1 THEN a.ts_us END) AS t{i}"]
-        total += [f"SUM(b.n{i}) AS s{i}_count", f"SUM({_exact(f'CAST(b.d{i} AS DOUBLE) * b.carry')}) AS s{i}_decayed",
-                  f"MAX(b.t{i}) AS t{i}"]
-        outputs += [f"CAST(COALESCE(p.s{i}_count, 0) AS DOUBLE) AS s{i}_count",
-                    f"CAST(COALESCE(p.s{i}_decayed, 0) AS DOUBLE) AS s{i}_decayed",
-                    f"{_days('o.as_of_us - p.t' + str(i))} AS s{i}_days_since"]
-
-    interval_columns = "".join(f", b.{x}{i}" for i in range(len(spec.signals)) for x in "ndt")
-    ctes = [
+        # The weight's cast only where the signal counts (an activity counts for one signal of many, and the cast
+        # to a decimal is the query's main cost); elsewhere it is 0, as the product was.
+        decay = _exact(f"POWER(0.5, {_days('i.as_of_us - a.ts_us')} / {half_life})")
+        weight = f"CASE WHEN a.m{i} = 1 THEN {decay} ELSE 0 END"
+        partial += [f"SUM(a.m{i}) AS n{i}", f"SUM({weight}) AS d{i}",
+                    f"MAX(CASE WHEN a.m{i} = 1 THEN a.ts_us END) AS t{i}"]
+    return [
         # which signals each activity counts for, decided once per activity
         "flagged AS (SELECT lead_row, ts_us" + "".join(f", {flag}" for flag in flags)
         + " FROM activity_rows WHERE lead_row IS NOT NULL)",
@@ -132,14 +121,48 @@ def feature_sql(spec: EventFeatureSpec, *, labels: EventLogConfig | None = None)
         + " FROM flagged a JOIN intervals i ON a.ts_us >= i.from_us AND a.ts_us < i.as_of_us "
         "GROUP BY a.lead_row, i.snapshot_row, i.as_of_us)",
     ]
+
+
+def interval_sql(spec: EventFeatureSpec) -> str:
+    """The first stage of `feature_sql` on its own, over `activity_rows` and every snapshot of `snapshot_rows`:
+    the rows that `feature_sql(spec, staged_intervals=True)` reads as `interval_rows`."""
+    return "WITH " + ",\n".join(_interval_ctes(spec)) + "\nSELECT * FROM per_interval"
+
+
+def feature_sql(spec: EventFeatureSpec, *, labels: EventLogConfig | None = None, staged_intervals: bool = False) -> str:
+    """The feature query for `spec`: every (snapshot, lead) row with its features, ordered as the pandas builder.
+
+    With `labels` (training), only leads open at each snapshot are kept and the label and days to conversion
+    of `labels.conversion_stage` within `labels.horizon_days` are added; without, every lead of `lead_rows`
+    gets a row at each snapshot (scoring as of a time).
+
+    Activities are first summed per lead and snapshot interval (from one snapshot time up to the next), each
+    weight taken at the interval's end; a row at a snapshot then adds up the lead's intervals up to it, the
+    weights carried forward by one more factor (0.5 ** (days / half-life) multiplies). So each activity is
+    read once, not once per later snapshot; recency comes from the latest timestamp, exact in integers.
+
+    With `staged_intervals` the per-interval sums are not computed but read from a table `interval_rows` (the
+    result of `interval_sql`), so that a build out of core runs the query in parts (`leadscore.features.staged`)."""
+    half_life = repr(float(spec.half_life_days))
+    total, outputs = [], []
+    for i in range(len(spec.signals)):
+        carried = _exact(f"CAST(b.d{i} AS DOUBLE) * b.carry")
+        total += [f"SUM(b.n{i}) AS s{i}_count", f"SUM(CASE WHEN b.n{i} > 0 THEN {carried} ELSE 0 END) AS s{i}_decayed",
+                  f"MAX(b.t{i}) AS t{i}"]
+        outputs += [f"CAST(COALESCE(p.s{i}_count, 0) AS DOUBLE) AS s{i}_count",
+                    f"CAST(COALESCE(p.s{i}_decayed, 0) AS DOUBLE) AS s{i}_decayed",
+                    f"{_days('o.as_of_us - p.t' + str(i))} AS s{i}_days_since"]
+
+    interval_columns = "".join(f", b.{x}{i}" for i in range(len(spec.signals)) for x in "ndt")
+    ctes = ["per_interval AS (SELECT * FROM interval_rows)"] if staged_intervals else _interval_ctes(spec)
     if labels is not None:
-        terminal = ", ".join(map(_text, spec.terminal_stages)) or "NULL"
+        terminal = ", ".join(map(sql_text, spec.terminal_stages)) or "NULL"
         # A transition target (event_log.from_stage): only leads that reached from_stage before the snapshot and
         # had not yet converted, as in the pandas builder.
         entered_join = entered_where = ""
         if labels.from_stage is not None:
             ctes.append(f"entered AS (SELECT lead_row, MIN(ts_us) AS entered_us FROM outcome_rows "
-                        f"WHERE stage = {_text(labels.from_stage)} GROUP BY lead_row)")
+                        f"WHERE stage = {sql_text(labels.from_stage)} GROUP BY lead_row)")
             entered_join = " JOIN entered e ON e.lead_row = l.lead_row"
             entered_where = (" AND e.entered_us < s.as_of_us "
                              "AND (v.converted_us IS NULL OR v.converted_us >= s.as_of_us)")
@@ -147,7 +170,7 @@ def feature_sql(spec: EventFeatureSpec, *, labels: EventLogConfig | None = None)
             f"closed AS (SELECT lead_row, MIN(ts_us) AS closed_us FROM outcome_rows WHERE stage IN ({terminal}) "
             "GROUP BY lead_row)",
             f"converted AS (SELECT lead_row, MIN(ts_us) AS converted_us FROM outcome_rows "
-            f"WHERE stage = {_text(labels.conversion_stage)} GROUP BY lead_row)",
+            f"WHERE stage = {sql_text(labels.conversion_stage)} GROUP BY lead_row)",
             "open_leads AS (SELECT s.snapshot_row, s.as_of_us, l.lead_row, l.created_us, v.converted_us "
             "FROM snapshot_rows s JOIN lead_rows l ON l.created_us < s.as_of_us "
             "LEFT JOIN closed c ON c.lead_row = l.lead_row LEFT JOIN converted v ON v.lead_row = l.lead_row"
@@ -196,6 +219,29 @@ def _text_array(values: pd.Series) -> pa.Array:
     return pa.array(values, type=pa.large_string(), from_pandas=True)
 
 
+def lead_rows(leads: pd.DataFrame, spec: EventFeatureSpec) -> pa.Table:
+    """The query's `lead_rows`: each lead's position in `leads` and its creation time."""
+    return pa.table({"lead_row": pa.array(np.arange(len(leads), dtype="int64")),
+                     "created_us": _epoch_us(leads[spec.layout.created_column])})
+
+
+def activity_rows(activities: pd.DataFrame, lead_row: pa.Array, spec: EventFeatureSpec) -> pa.Table:
+    """The query's `activity_rows`: each activity's lead (`lead_row`, null for no lead), time, type and filters."""
+    layout = spec.layout
+    return pa.table({
+        "lead_row": lead_row,
+        "ts_us": _epoch_us(activities[layout.timestamp_column]),
+        "activity_type": _text_array(activities[layout.activity_type_column]),
+        **{f"w{i}": _text_array(activities[key]) for i, key in enumerate(where_columns(spec))},
+    })
+
+
+def snapshot_rows(snapshots: pd.DatetimeIndex) -> pa.Table:
+    """The query's `snapshot_rows`: the snapshot times in order."""
+    return pa.table({"snapshot_row": pa.array(np.arange(len(snapshots), dtype="int64")),
+                     "as_of_us": _epoch_us(pd.Series(snapshots))})
+
+
 def _tables(leads: pd.DataFrame, activities: pd.DataFrame, outcomes: pd.DataFrame | None,
             snapshots: pd.DatetimeIndex, spec: EventFeatureSpec) -> dict[str, pa.Table]:
     """The query's input tables; events are keyed by their lead's row (events of other leads: no key)."""
@@ -205,38 +251,33 @@ def _tables(leads: pd.DataFrame, activities: pd.DataFrame, outcomes: pd.DataFram
     def lead_row(events: pd.DataFrame) -> pa.Array:
         return pc.cast(pc.index_in(_text_array(events[layout.id_column]), value_set=ids), pa.int64())
 
-    tables = {
-        "lead_rows": pa.table({"lead_row": pa.array(np.arange(len(leads), dtype="int64")),
-                               "created_us": _epoch_us(leads[layout.created_column])}),
-        "activity_rows": pa.table({
-            "lead_row": lead_row(activities),
-            "ts_us": _epoch_us(activities[layout.timestamp_column]),
-            "activity_type": _text_array(activities[layout.activity_type_column]),
-            **{f"w{i}": _text_array(activities[key]) for i, key in enumerate(where_columns(spec))},
-        }),
-        "snapshot_rows": pa.table({"snapshot_row": pa.array(np.arange(len(snapshots), dtype="int64")),
-                                   "as_of_us": _epoch_us(pd.Series(snapshots))}),
-    }
+    tables = {"lead_rows": lead_rows(leads, spec), "activity_rows": activity_rows(activities, lead_row(activities), spec),
+              "snapshot_rows": snapshot_rows(snapshots)}
     if outcomes is not None:
-        tables["outcome_rows"] = pa.table({
-            "lead_row": lead_row(outcomes), "ts_us": _epoch_us(outcomes[layout.timestamp_column]),
-            "stage": _text_array(outcomes[layout.stage_column]),
-        })
+        tables["outcome_rows"] = outcome_rows(outcomes, lead_row(outcomes), spec)
     return tables
 
 
+def outcome_rows(outcomes: pd.DataFrame, lead_row: pa.Array, spec: EventFeatureSpec) -> pa.Table:
+    """The query's `outcome_rows`: each outcome's lead (`lead_row`), time and stage."""
+    layout = spec.layout
+    return pa.table({"lead_row": lead_row, "ts_us": _epoch_us(outcomes[layout.timestamp_column]),
+                     "stage": _text_array(outcomes[layout.stage_column])})
+
+
 @contextmanager
-def _connect(threads: int | None, memory_limit: str | None) -> Iterator:
-    """An in-memory DuckDB connection that spills to a folder of its own (removed afterwards)."""
+def connect(threads: int | None = None, memory_limit: str | None = None) -> Iterator:
+    """An in-memory DuckDB connection that spills to a folder of its own (removed afterwards). `threads` and
+    `memory_limit` (e.g. "1GB") are DuckDB's settings (default: all cores, 80% of memory)."""
     import duckdb
 
     with tempfile.TemporaryDirectory(prefix="leadscore-duckdb-") as spill:
         con = duckdb.connect(":memory:")
         try:
-            con.execute(f"SET temp_directory = {_text(spill)}")
+            con.execute(f"SET temp_directory = {sql_text(spill)}")
             con.execute("SET preserve_insertion_order = false")  # the query orders its rows itself
             if memory_limit:
-                con.execute(f"SET memory_limit = {_text(memory_limit)}")
+                con.execute(f"SET memory_limit = {sql_text(memory_limit)}")
             if threads:
                 con.execute(f"SET threads = {int(threads)}")
             yield con
@@ -244,24 +285,33 @@ def _connect(threads: int | None, memory_limit: str | None) -> Iterator:
             con.close()
 
 
+def arrow_batches(con, sql: str, batch_rows: int) -> pa.RecordBatchReader:
+    """The result of `sql` on the DuckDB connection `con`, streamed as Arrow batches of up to `batch_rows` rows."""
+    result = con.execute(sql)
+    if hasattr(result, "to_arrow_reader"):  # DuckDB 1.4 and later; fetch_record_batch is its older name
+        return result.to_arrow_reader(batch_rows)
+    return result.fetch_record_batch(batch_rows)
+
+
 def _duckdb(threads: int | None, memory_limit: str | None) -> Runner:
     """The DuckDB runner: the tables registered as views of an in-memory connection, the result read as Arrow."""
     def run(tables: dict[str, pa.Table], sql: str) -> pa.Table:
-        with _connect(threads, memory_limit) as con:
+        with connect(threads, memory_limit) as con:
             for name, table in tables.items():
                 con.register(name, table)
-            result = con.execute(sql)
-            reader = result.to_arrow_reader() if hasattr(result, "to_arrow_reader") else result.fetch_record_batch()
-            return reader.read_all()
+            return arrow_batches(con, sql, 1_000_000).read_all()
 
     return run
 
 
-def _frame(result: pa.Table, leads: pd.DataFrame, spec: EventFeatureSpec) -> pd.DataFrame:
-    """Profile columns taken from `leads` by row, then the derived features under their names."""
+def feature_frame(result: pa.Table | pa.RecordBatch, leads: pd.DataFrame, spec: EventFeatureSpec,
+                  lead_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """Rows of the query's result as features: the id and profile columns taken from `leads` by row, the derived
+    features under their names, then `lead_columns` of `leads` (not features: the account id)."""
     layout = spec.layout
     positions = result.column("lead_row").to_numpy()
-    out = leads[[layout.id_column, *spec.profile_columns]].iloc[positions].reset_index(drop=True)
+    taken = leads[[layout.id_column, *spec.profile_columns, *lead_columns]].iloc[positions].reset_index(drop=True)
+    out = taken.drop(columns=list(lead_columns))
     derived = {"lead_age_days": result.column("lead_age_days"),
                "days_since_last_activity": result.column("days_since_last_activity")}
     for i, name in enumerate(spec.signals):
@@ -269,6 +319,8 @@ def _frame(result: pa.Table, leads: pd.DataFrame, spec: EventFeatureSpec) -> pd.
             derived[f"{name}_{kind}"] = result.column(f"s{i}_{kind}")
     for column, values in derived.items():
         out[column] = values.to_numpy(zero_copy_only=False).astype("float64", copy=False)
+    for column in lead_columns:
+        out[column] = taken[column]
     return out
 
 
@@ -277,7 +329,7 @@ def features_as_of_on(run: Runner, leads: pd.DataFrame, activities: pd.DataFrame
     """`leadscore.features.events.features_as_of` from `feature_sql` run by `run`: one row per lead, in the order
     of `leads`."""
     tables = _tables(leads, activities, None, pd.DatetimeIndex([as_of]), spec)
-    return _frame(run(tables, feature_sql(spec)), leads, spec)
+    return feature_frame(run(tables, feature_sql(spec)), leads, spec)
 
 
 def training_rows_on(run: Runner, log: EventLog, spec: EventFeatureSpec, log_cfg: EventLogConfig,
@@ -288,7 +340,13 @@ def training_rows_on(run: Runner, log: EventLog, spec: EventFeatureSpec, log_cfg
     result = run(tables, feature_sql(spec, labels=log_cfg))
     if result.num_rows == 0:
         raise no_open_lead(spec)
-    out = _frame(result, log.leads, spec)
+    return training_frame(result, log.leads, spec, snapshots)
+
+
+def training_frame(result: pa.Table | pa.RecordBatch, leads: pd.DataFrame, spec: EventFeatureSpec,
+                   snapshots: pd.DatetimeIndex) -> pd.DataFrame:
+    """Rows of the training query's result as training rows: features, label, days to conversion, snapshot."""
+    out = feature_frame(result, leads, spec)
     out[LABEL_COLUMN] = result.column(LABEL_COLUMN).to_numpy().astype("int8")
     out[DAYS_TO_CONVERSION] = result.column(DAYS_TO_CONVERSION).to_numpy(zero_copy_only=False).astype("float64")
     out[SNAPSHOT_COLUMN] = snapshots.take(result.column("snapshot_row").to_numpy())

@@ -32,7 +32,7 @@ its rows with the engine `event_log.engine` names (`leadscore.features.engines`)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timezone
 
@@ -79,14 +79,17 @@ class ActivitiesSeen:
 class EventLog:
     """Validated event-log tables with UTC timestamps.
 
-    `activities_seen` is set when only some leads' activities were kept while reading (a training sample,
-    `leadscore.training.sampling`, whose other leads are left out next): it holds what the rules about the
-    whole table need."""
+    With a training sample (`load_event_log`'s `keep`, `leadscore.training.sampling`, whose other leads are left
+    out next), `leads` holds every lead's id, creation time and account (and the accounts table's columns),
+    which the rules about the whole export need, and `sampled_leads` every column of the sampled leads;
+    `activities_seen` is set when only some leads' activities were kept while reading: it holds what the rules
+    about the whole table need."""
 
     leads: pd.DataFrame
     activities: pd.DataFrame
     outcomes: pd.DataFrame | None
     activities_seen: ActivitiesSeen | None = None
+    sampled_leads: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -136,14 +139,18 @@ class EventFeatureSpec:
         return [*self.profile_columns, "lead_age_days", "days_since_last_activity", *derived]
 
 
-# Activities read at a time when only a sample of leads is kept: memory holds one chunk, not the table.
+# Activities read at a time when they are not all kept: memory holds one chunk, not the table.
 ACTIVITY_CHUNK_ROWS = 1_000_000
 # Given the leads and outcomes, which leads to keep (a mask over the leads), or None for every lead.
 KeepLeads = Callable[[pd.DataFrame, pd.DataFrame | None], "np.ndarray | None"]
+# Takes each checked chunk of activities as it is read, with the position of each one's lead in the leads table and
+# which of them are dated after the bound (`ActivitiesSeen.bound`).
+ActivitySink = Callable[[pd.DataFrame, np.ndarray, np.ndarray], None]
 
 
 def load_event_log(folder, layout: EventLogLayout, *, na_values=(), with_outcomes=True,
                    read_options: ReadOptions | None = None, keep: KeepLeads | None = None,
+                   sink: ActivitySink | None = None, lead_columns: Sequence[str] | None = None,
                    late_after: pd.Timestamp | None = None, drop_late: bool = False,
                    chunk_rows: int | None = None) -> EventLog:
     """Read and validate leads, activities and (optionally) outcomes from a folder.
@@ -151,20 +158,33 @@ def load_event_log(folder, layout: EventLogLayout, *, na_values=(), with_outcome
     `na_values` are cell texts that mean "missing" in the leads table (the profile columns); `read_options`
     give the CSV separator and encoding (default: detected). Ids are read as text in every table. With
     `layout.account_column` the leads table must have that column; with `layout.accounts_table` that table is
-    read too and its columns the leads lack are joined onto them (`join_accounts`).
+    read too and its columns the leads lack are joined onto them (`join_accounts`). `lead_columns` (scoring:
+    the model's) reads only those columns of the leads table besides the id, creation time and account id;
+    the personal columns of an export are then never read.
 
-    `keep` (a training sample): given the validated leads and outcomes, a mask of the leads to keep, or None
-    for all. With a mask the activities are read `chunk_rows` (default `ACTIVITY_CHUNK_ROWS`) at a time, every
-    chunk checked as a whole table is (errors name rows of the whole table), and only the kept leads'
-    activities stay in memory (leads and outcomes stay whole: the caller leaves out the other leads once the
-    export-time rules have seen every row); `late_after` (the declared export time, else now) and `drop_late`
-    apply the export-time rule to every activity as it is read (`ActivitiesSeen`, used by `export_time`,
-    `after_export` and `events_before_creation`)."""
+    The activities are read whole, unless they are not all to be kept: then they are read `chunk_rows` (default
+    `ACTIVITY_CHUNK_ROWS`) at a time, every chunk checked as a whole table is (errors name rows of the whole
+    table), and `late_after` (the declared export time, else now) and `drop_late` apply the export-time rule to
+    every activity as it is read (`ActivitiesSeen`, used by `export_time`, `after_export` and
+    `events_before_creation`). That is so with
+    - `keep` (a training sample): given the validated leads (their id, creation time and account) and outcomes,
+      a mask of the leads to keep, or None for all. Only the kept leads' activities stay in memory, and only
+      their other columns are read (`EventLog.sampled_leads`: the personal columns of the others never are);
+      the leads' keys and the outcomes stay whole: the caller leaves out the other leads once the export-time
+      rules have seen every row;
+    - `sink` (a build out of core, `leadscore.features.staged`): every checked chunk is handed to it and none is
+      kept (the log's activities are then empty)."""
     base = read_options or ReadOptions()
     ids = (layout.id_column, *((layout.account_column,) if layout.account_column else ()))
     plain = replace(base, na_values=(), text_columns=(*ids, *base.text_columns))
     source = open_event_log(folder, plain)
-    leads = read_rows(source.table(layout.leads_table, replace(plain, na_values=tuple(na_values) or base.na_values)))
+    lead_table = source.table(layout.leads_table, replace(plain, na_values=tuple(na_values) or base.na_values))
+    header = lead_table.columns
+    wanted = [c for c in header if lead_columns is None or c in {*ids, layout.created_column, *lead_columns}]
+    keys = [c for c in wanted if c in {*ids, layout.created_column}]
+    # With a sample the leads table is read in two passes: first what the sample and the rules about the whole
+    # export need of every lead (`keys`), then the other columns of the sampled leads alone.
+    leads = read_rows(lead_table, keys if keep is not None else (None if lead_columns is None else wanted))
     activity_table = source.table(layout.activities_table)
     outcomes = read_rows(source.table(layout.outcomes_table)) if with_outcomes else None
 
@@ -180,27 +200,49 @@ def load_event_log(folder, layout: EventLogLayout, *, na_values=(), with_outcome
     if layout.accounts_table is not None:
         with_na = replace(plain, na_values=tuple(na_values) or base.na_values)
         accounts = read_rows(source.table(layout.accounts_table, with_na))
-        leads = join_accounts(leads, accounts, layout)
+        leads = join_accounts(leads, accounts, layout, header)
 
     if outcomes is not None:
         outcomes = _validate_events(outcomes, "outcomes", layout, layout.stage_column, leads)
     kept = keep(leads, outcomes) if keep is not None else None
-    if kept is None:
+    sampled = None
+    if keep is not None:
+        rest = [c for c in wanted if c not in keys]
+        if kept is None:
+            leads = _beside(leads, read_rows(lead_table, rest), header) if rest else leads
+        else:
+            kept = np.asarray(kept, bool)
+            picked = leads[kept].reset_index(drop=True)
+            sampled = _beside(picked, lead_table.read(rest, rows=kept), header) if rest else picked
+    if kept is None and sink is None:
         activities = _validate_events(read_rows(activity_table), "activities", layout, layout.activity_type_column,
                                       leads)
         return EventLog(leads=leads, activities=activities, outcomes=outcomes)
     bound = late_after if late_after is not None else pd.Timestamp(datetime.now(timezone.utc))
-    activities, seen = _read_kept_activities(activity_table, layout, leads, np.asarray(kept, bool), bound, drop_late,
-                                             chunk_rows or ACTIVITY_CHUNK_ROWS)
-    return EventLog(leads=leads, activities=activities, outcomes=outcomes, activities_seen=seen)
+    parts: list[pd.DataFrame] = []
+    if sink is None:
+
+        def sink(chunk: pd.DataFrame, positions: np.ndarray, late: np.ndarray) -> None:
+            parts.append(chunk[kept[positions] & ~(late & drop_late)])
+
+    seen = read_activities(activity_table, layout, LeadPositions(leads, layout), bound, sink,
+                           chunk_rows or ACTIVITY_CHUNK_ROWS)
+    activities = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=activity_table.columns)
+    return EventLog(leads=leads, activities=activities, outcomes=outcomes, activities_seen=seen, sampled_leads=sampled)
 
 
-def _read_kept_activities(table, layout: EventLogLayout, leads: pd.DataFrame, kept: np.ndarray,
-                          bound: pd.Timestamp, drop_late: bool, chunk_rows: int) -> tuple[pd.DataFrame, ActivitiesSeen]:
-    """The activities of the leads `kept` selects, read and checked chunk by chunk, and what was seen of every row."""
+def _beside(leads: pd.DataFrame, others: pd.DataFrame, header: Sequence[str]) -> pd.DataFrame:
+    """`others` (more columns of the same leads, in the same order) beside `leads`, the table's columns in its
+    order, then those the accounts table added."""
+    merged = pd.concat([leads, others.set_axis(leads.index)], axis=1)
+    return merged[[c for c in header if c in merged.columns] + [c for c in leads.columns if c not in header]]
+
+
+def read_activities(table, layout: EventLogLayout, lookup: LeadPositions, bound: pd.Timestamp, sink: ActivitySink,
+                    chunk_rows: int) -> ActivitiesSeen:
+    """Every activity of `table`, read and checked chunk by chunk and handed to `sink`; what was seen of every row."""
     ts = layout.timestamp_column
-    lookup = LeadPositions(leads, layout)
-    parts, late_rows, types = [], [], set()
+    late_rows, types = [], set()
     last, before_creation, first_row = None, 0, 0
     for chunk in table.chunks(table.columns, chunk_rows):
         chunk, positions = _checked_events(chunk, "activities", layout, layout.activity_type_column, lookup, first_row)
@@ -211,13 +253,12 @@ def _read_kept_activities(table, layout: EventLogLayout, leads: pd.DataFrame, ke
             last = on_time.max() if last is None else max(last, on_time.max())
         before_creation += int(lookup.before_creation(chunk[ts], positions).sum())
         types.update(chunk[layout.activity_type_column].astype("string").unique())
-        parts.append(chunk[kept[positions] & ~(late & drop_late)])
+        sink(chunk, positions, late)
         first_row += len(chunk)
     if not first_row:
         raise InputError(f"{table.location} has no rows", fix="export the table again with data")
-    seen = ActivitiesSeen(bound=bound, last_recorded=last, late_rows=tuple(late_rows),
+    return ActivitiesSeen(bound=bound, last_recorded=last, late_rows=tuple(late_rows),
                           before_creation=before_creation, activity_types=tuple(sorted(types)))
-    return pd.concat(parts, ignore_index=True), seen
 
 
 class LeadPositions:
@@ -229,17 +270,18 @@ class LeadPositions:
     then compared as text, so that an id whose hash another id shares never matches it."""
 
     def __init__(self, leads: pd.DataFrame, layout: EventLogLayout):
-        self._ids = pa.array(_id_text(leads[layout.id_column]), type=pa.large_string())
-        hashes = pd.Index(_id_hash(leads[layout.id_column]))
+        text = _id_text(leads[layout.id_column])  # once: a Python string per lead is the costly part
+        self._ids = pa.array(text, type=pa.large_string())
+        hashes = pd.Index(pd.util.hash_array(text, categorize=False))
         # Two leads sharing a 64-bit hash (about one chance in 10**11 for a million ids): look up the text itself.
-        self._index = hashes if hashes.is_unique else pd.Index(_id_text(leads[layout.id_column]))
+        self._index = hashes if hashes.is_unique else pd.Index(text)
         self._by_text = not hashes.is_unique
         self.created = leads[layout.created_column].reset_index(drop=True)
 
     def positions(self, ids: pd.Series) -> np.ndarray:
         """The position of each id's lead in the leads table, -1 for an id no lead has."""
         text = _id_text(ids)
-        found = self._index.get_indexer(text if self._by_text else _id_hash(ids))
+        found = self._index.get_indexer(text if self._by_text else pd.util.hash_array(text, categorize=False))
         hit = np.flatnonzero(found >= 0)
         if len(hit) and not self._by_text:
             same = pc.equal(self._ids.take(pa.array(found[hit])), pa.array(text[hit], type=pa.large_string()))
@@ -256,17 +298,15 @@ def _id_text(ids: pd.Series) -> np.ndarray:
     return ids.astype("string").fillna("").to_numpy(dtype=object)
 
 
-def _id_hash(ids: pd.Series) -> np.ndarray:
-    return pd.util.hash_array(_id_text(ids), categorize=False)
-
-
-def join_accounts(leads: pd.DataFrame, accounts: pd.DataFrame, layout: EventLogLayout) -> pd.DataFrame:
+def join_accounts(leads: pd.DataFrame, accounts: pd.DataFrame, layout: EventLogLayout,
+                  header: Sequence[str] | None = None) -> pd.DataFrame:
     """`leads` with the columns of the accounts table that it lacks, each lead getting its account's values.
 
     The accounts table's ids (`layout.account_column`) must be filled and unique and hold every account a lead
     names (`InputError`s naming the column and the rows); a lead with an empty account id has no account and gets
-    the joined columns empty. A column in both tables keeps the lead's own value: a CRM copies company fields onto
-    its leads, and the lead's copy is what scoring sees. Rows and their order are kept."""
+    the joined columns empty. A column in both tables (`header`: the leads table's columns, when only some were
+    read) keeps the lead's own value: a CRM copies company fields onto its leads, and the lead's copy is what
+    scoring sees. Rows and their order are kept."""
     column, table = layout.account_column, layout.accounts_table
     require_columns(accounts, [column], table, f"export the {table} table with the account id in '{column}', the "
                     "column the leads name their account in")
@@ -288,11 +328,12 @@ def join_accounts(leads: pd.DataFrame, accounts: pd.DataFrame, layout: EventLogL
                          rows=row_numbers(leads, unknown),
                          fix=f"export the {table} table with every account the leads name, or correct the leads' "
                          "account ids")
-    shared = [c for c in accounts.columns if c != column and c in leads.columns]
+    own = set(leads.columns) | set(header or ())  # the leads table's columns, read now or not
+    shared = [c for c in accounts.columns if c != column and c in own]
     if shared:
         log.info("%s: column(s) %s are in the leads table too; each lead keeps its own value", table,
                  ", ".join(f"'{c}'" for c in shared))
-    added = [c for c in accounts.columns if c != column and c not in leads.columns]
+    added = [c for c in accounts.columns if c != column and c not in own]
     without = int(wanted.isna().sum())
     if without:
         log.info("leads: %d lead(s) name no account; the %s columns stay empty for them", without, table)

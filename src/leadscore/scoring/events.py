@@ -1,10 +1,12 @@
 """Scoring from an event log: each lead's features as of a moment, and its status then.
 
-An event log is featurised in memory (a lead's point-in-time features need its whole history, which a
-row stream does not give), with the feature definition stored in the model (`LeadScorer.event_spec`),
-so that scoring computes exactly what training computed. The pandas engine (and `leadscore explain`) compute
-the features with the pandas builder; the spark engine passes its own builder (`leadscore.features.spark`,
-the same query as DuckDB's), and everything else here (the scoring time, refusals, statuses) is shared.
+A lead's point-in-time features need its whole history, which a row stream does not give; the feature
+definition is stored in the model (`LeadScorer.event_spec`), so that scoring computes exactly what training
+computed. The pandas engine builds them out of core (`event_log_feature_batches`: the activities staged on
+disk a chunk at a time, DuckDB's query over them, the rows streaming out), so that a log larger than memory is
+scored; `leadscore explain` and the API read the log into memory and use the pandas builder; the spark engine
+passes its own builder (`leadscore.features.spark`, the same query as DuckDB's). Everything else here (the
+scoring time, refusals, statuses) is shared.
 
 The scoring time. With `--as-of`, the leads are scored as they were at that moment and later events are
 ignored, as in training: that is what a backtest asks for. Without it, the scoring time is the export's
@@ -27,8 +29,8 @@ import csv
 import logging
 import os
 import sys
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -46,6 +48,7 @@ from leadscore.data.sources import (
     resolve,
 )
 from leadscore.errors import InputError
+from leadscore.features import staged
 from leadscore.features.events import EventFeatureSpec, EventLog, features_as_of, load_event_log
 from leadscore.scoring.accounts import account_inputs
 from leadscore.scoring.job import require_input_columns
@@ -98,13 +101,33 @@ def refuse_future_events(event_log: EventLog, spec: EventFeatureSpec, moment: pd
             continue
         late = (events[layout.timestamp_column] >= moment).to_numpy()
         if late.any():
-            raise InputError(
-                f"{int(late.sum())} event(s) in {table} are dated after the scoring time {moment} (the last "
-                "recorded time up to now), e.g. in the future", column=layout.timestamp_column,
-                rows=[int(i) + 1 for i in late.nonzero()[0]],
-                fix="correct those timestamps in the export, or give --as-of to score as of a chosen moment "
-                "(later events are then ignored)",
-            )
+            raise _future_events(table, [int(i) + 1 for i in late.nonzero()[0]], moment, layout)
+
+
+def _future_events(table: str, rows: list[int], moment: pd.Timestamp, layout) -> InputError:
+    return InputError(
+        f"{len(rows)} event(s) in {table} are dated after the scoring time {moment} (the last "
+        "recorded time up to now), e.g. in the future", column=layout.timestamp_column, rows=rows,
+        fix="correct those timestamps in the export, or give --as-of to score as of a chosen moment "
+        "(later events are then ignored)",
+    )
+
+
+def _refuse_late_leads(leads: pd.DataFrame, moment: pd.Timestamp, layout) -> None:
+    late = leads[layout.created_column] > moment
+    if late.any():
+        raise InputError(
+            f"leads created after the scoring time {moment}", column=layout.created_column,
+            rows=[int(i) + 1 for i in late.to_numpy().nonzero()[0]], fix="score as of a later time (--as-of)",
+        )
+
+
+def _final_stages(outcomes: pd.DataFrame, spec: EventFeatureSpec, moment: pd.Timestamp) -> pd.Series:
+    """Each closed lead's last terminal stage before `moment`, by lead id."""
+    layout = spec.layout
+    outcomes = outcomes[outcomes[layout.timestamp_column] < moment]
+    closing = outcomes[outcomes[layout.stage_column].isin(spec.terminal_stages)]
+    return closing.sort_values(layout.timestamp_column).groupby(layout.id_column)[layout.stage_column].last()
 
 
 def event_log_features(scorer, source: EventLogFolder, as_of: str | None,
@@ -114,36 +137,66 @@ def event_log_features(scorer, source: EventLogFolder, as_of: str | None,
     row also holds its lead's account column from the leads table (not a feature: the account part reads it).
 
     `build` computes the features (`leadscore.features.events.features_as_of`, the pandas builder, unless an
-    engine gives its own, such as Spark's); reading the log, the scoring time and the statuses are the same."""
+    engine gives its own, such as Spark's); reading the log, the scoring time and the statuses are the same.
+    The whole log is read into memory: `event_log_feature_batches` is the same out of core."""
     spec = event_spec_of(scorer, source.location)
     layout = spec.layout
     event_log = load_event_log(source.location, layout, with_outcomes=source.has_table(layout.outcomes_table),
                                read_options=scorer.read_options())
     moment = scoring_time(recorded_times(event_log, layout), as_of)
     refuse_future_events(event_log, spec, moment, as_of)
-    late = event_log.leads[layout.created_column] > moment
-    if late.any():
-        raise InputError(
-            f"leads created after the scoring time {moment}", column=layout.created_column,
-            rows=[int(i) + 1 for i in late.to_numpy().nonzero()[0]], fix="score as of a later time (--as-of)",
-        )
+    _refuse_late_leads(event_log.leads, moment, layout)
     features = with_account_column(scorer, build(event_log.leads, event_log.activities, moment, spec),
                                    event_log.leads, layout.id_column)
     status = pd.Series("open", index=features.index)
     if event_log.outcomes is not None:
-        outcomes = event_log.outcomes[event_log.outcomes[layout.timestamp_column] < moment]
-        closing = outcomes[outcomes[layout.stage_column].isin(spec.terminal_stages)]
-        final = closing.sort_values(layout.timestamp_column).groupby(layout.id_column)[layout.stage_column].last()
+        final = _final_stages(event_log.outcomes, spec, moment)
         status = features[layout.id_column].map(final).fillna("open").astype("string")
     return features, status
 
 
-def with_account_column(scorer, features: pd.DataFrame, leads: pd.DataFrame, id_column: str) -> pd.DataFrame:
-    """Feature rows with their lead's account column from the leads table, for a model with an account part (the
-    account id is never a feature, so the feature builders leave it out); unchanged without one."""
+def event_log_feature_batches(scorer, source: EventLogFolder, as_of: str | None, batch_rows: int,
+                              memory_limit: str | None = None) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """`event_log_features` out of core, `batch_rows` leads at a time in the order of the leads table.
+
+    The activities are read a chunk at a time and staged on disk, and DuckDB builds the features from there
+    within `memory_limit` (`leadscore.features.staged`): the rows of `columnar.features_as_of`, the query
+    training builds its rows with. The same checks and refusals as `event_log_features`, with the same rows
+    named; an activity dated after the clock's reading when it was read is the one that is late."""
+    spec = event_spec_of(scorer, source.location)
+    layout = spec.layout
+    now = pd.Timestamp(datetime.now(timezone.utc))
+    with staged.staged_event_log(source.location, spec, read_options=scorer.read_options(),
+                                 with_outcomes=source.has_table(layout.outcomes_table),
+                                 lead_columns=account_inputs(scorer), late_after=now) as staged_log:
+        event_log, seen = staged_log.log, staged_log.log.activities_seen
+        recorded = [event_log.leads[layout.created_column]]
+        if seen.last_recorded is not None:
+            recorded.append(pd.Series([seen.last_recorded]))
+        if event_log.outcomes is not None:
+            recorded.append(event_log.outcomes[layout.timestamp_column])
+        moment = scoring_time(pd.concat(recorded, ignore_index=True), as_of, now)
+        if not as_of and seen.late_rows:
+            raise _future_events("activities", list(seen.late_rows), moment, layout)
+        refuse_future_events(event_log, spec, moment, as_of)
+        _refuse_late_leads(event_log.leads, moment, layout)
+        leads, account_columns = account_lead_columns(scorer, event_log.leads)
+        status = pd.Series("open", index=leads.index, dtype="category")
+        if event_log.outcomes is not None:
+            final = _final_stages(event_log.outcomes, spec, moment)
+            status = leads[layout.id_column].map(final).fillna("open").astype("category")
+        batches = staged.features_as_of(replace(staged_log, log=replace(event_log, leads=leads)), moment, spec,
+                                        batch_rows, lead_columns=account_columns, memory_limit=memory_limit)
+        for positions, features in batches:
+            yield features, status.take(positions).astype("string").to_numpy()
+
+
+def account_lead_columns(scorer, leads: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The leads table with the columns a model's account part reads, named as the part names them, and their
+    names (none without an account part)."""
     columns = account_inputs(scorer)
     if not columns:
-        return features
+        return leads, []
     # The leads table names the account column as the layout says (the config's accounts.column, as the part's).
     layout_column = scorer.event_spec.layout.account_column
     part_column = scorer.accounts.account_column
@@ -156,6 +209,15 @@ def with_account_column(scorer, features: pd.DataFrame, leads: pd.DataFrame, id_
             column=missing[0], fix=f"export each lead's account id as the column '{missing[0]}' of the leads table "
             "(leads without an account may leave it empty), or score with a model trained without an `accounts` section",
         )
+    return leads, columns
+
+
+def with_account_column(scorer, features: pd.DataFrame, leads: pd.DataFrame, id_column: str) -> pd.DataFrame:
+    """Feature rows with their lead's account column from the leads table, for a model with an account part (the
+    account id is never a feature, so the feature builders leave it out); unchanged without one."""
+    leads, columns = account_lead_columns(scorer, leads)
+    if not columns:
+        return features
     # By id, not by position: a feature builder need not keep the leads table's order.
     by_id = leads.set_index(leads[id_column].to_numpy())[columns]
     found = by_id.reindex(features[id_column].to_numpy())

@@ -1,8 +1,8 @@
 """The pandas engine: the scoring job streamed through this process, `chunk_rows` leads at a time.
 
 A snapshot table is read chunk by chunk with only the columns the model needs, so that memory stays
-flat however many leads there are; an event log is featurised in memory first (`leadscore.scoring.events`)
-and then scored in chunks like a table. Each chunk's rows are checked (`leadscore.data.row_checks.split_rows`,
+flat however many leads there are; an event log's features are built out of core by DuckDB and stream out
+in chunks (`leadscore.scoring.events.event_log_feature_batches`), scored like a table's. Each chunk's rows are checked (`leadscore.data.row_checks.split_rows`,
 duplicates found by a set of id hashes kept across chunks), scored by the registered model's own `predict`
 (the `LeadScorerModel` inside the loaded pyfunc, which is also what Spark's `spark_udf` and `mlflow models
 serve` call) and appended to temporary files on this machine. The job contract is `leadscore.scoring.job`.
@@ -44,7 +44,7 @@ from leadscore.scoring.accounts import (
     staged_lead_rows,
     with_account_columns,
 )
-from leadscore.scoring.events import event_log_features
+from leadscore.scoring.events import event_log_feature_batches, event_spec_of
 from leadscore.scoring.job import (
     REJECTS_SCHEMA,
     Engine,
@@ -242,12 +242,13 @@ def _table_chunks(job: Job) -> tuple[int | None, Chunks]:
 
 
 def _event_log_chunks(job: Job) -> tuple[int | None, Chunks]:
-    """An event log's features as of the job's time, in slices, with each lead's status; the lead count."""
-    frame, status = event_log_features(job.loaded.scorer, job.source, job.as_of)
-    rows, status = job.settings.chunk_rows, status.to_numpy()
-    slices = ((frame.iloc[start:start + rows].reset_index(drop=True), status[start:start + rows])
-              for start in range(0, len(frame), rows))
-    return len(frame), slices
+    """An event log's features as of the job's time, built out of core, `chunk_rows` leads at a time, with each
+    lead's status; the lead count when the leads table records it."""
+    settings, scorer = job.settings, job.loaded.scorer
+    spec = event_spec_of(scorer, job.source.location)
+    total = job.source.table(spec.layout.leads_table).total_rows
+    return total, event_log_feature_batches(scorer, job.source, job.as_of, settings.chunk_rows,
+                                            settings.event_log_memory)
 
 
 _INPUT_CHUNKS = {SNAPSHOT: _table_chunks, EVENT_LOG: _event_log_chunks}

@@ -335,14 +335,16 @@ def _from_event_log(cfg: Config) -> TrainingTable:
     log = after_export(log, layout, exported, drop=cfg.event_log.drop_events_after_export,
                        declared=cfg.event_log.exported_at is not None)
     stage("features")
+    check_target_stages(log, layout, cfg.event_log)  # a misspelt transition stage, before any row is built
+    # From here on only the sampled leads (all without a sample): the column decisions below read every value
+    # of the rows trained on, and no other lead's value reaches the model.
+    log = sampler.only_kept(log)
     profile = log.leads[[c for c in log.leads.columns if c != layout.created_column]]
     decisions = decide_personal(profile, cfg.data, table="leads", id_column=layout.id_column)
     hidden, free_text = columns_to_drop(decisions, cfg.data, profile, (layout.id_column,))
     for column in profile.columns.difference([layout.id_column, *hidden, *free_text, *cfg.data.exclude_columns]):
         _refuse_other_decimal_mark(profile[column], column, cfg.data.decimal)
     spec = feature_spec(log, cfg, hidden=[*hidden, *free_text])
-    check_target_stages(log, layout, cfg.event_log)  # a misspelt transition stage, before any row is built
-    log = sampler.only_kept(log)
     frame = training_rows(log, spec, cfg.event_log, observed_until=exported)
     account = cfg.accounts.column if cfg.accounts else None
     features = spec.feature_columns

@@ -27,6 +27,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from leadscore.config import EventLogConfig, ModelConfig
 from leadscore.data.validation import require_columns
@@ -145,11 +147,22 @@ class EventLogSampler:
         """The log of the sampled leads alone (the activities of the others were never kept)."""
         if self.sample is None:
             return event_log
-        leads = event_log.leads[self.sample.kept(event_log.leads)].reset_index(drop=True)
-        ids = leads[self.layout.id_column]
+        id_column = self.layout.id_column
+        leads = event_log.leads
+        if event_log.sampled_leads is not None:  # the leads still in the log: `after_export` may have left out some
+            still = pc.is_in(_text(event_log.sampled_leads[id_column]), value_set=_text(leads[id_column]))
+            leads = event_log.sampled_leads[still.to_numpy(zero_copy_only=False)]
+        leads = leads[self.sample.kept(leads)].reset_index(drop=True)
+        ids = leads[id_column]
 
         def of_kept(events: pd.DataFrame) -> pd.DataFrame:
-            return events[events[self.layout.id_column].isin(ids).to_numpy(bool)].reset_index(drop=True)
+            return events[events[id_column].isin(ids).to_numpy(bool)].reset_index(drop=True)
 
         outcomes = of_kept(event_log.outcomes) if event_log.outcomes is not None else None
-        return replace(event_log, leads=leads, activities=of_kept(event_log.activities), outcomes=outcomes)
+        return replace(event_log, leads=leads, activities=of_kept(event_log.activities), outcomes=outcomes,
+                       sampled_leads=None)
+
+
+def _text(ids: pd.Series) -> pa.Array:
+    """Ids as Arrow text (compared in Arrow: no Python string per id)."""
+    return pa.array(ids.astype("string"), type=pa.large_string(), from_pandas=True)

@@ -1,0 +1,154 @@
+"""Point-in-time features of an event log larger than memory: the activities staged on disk, DuckDB reading them.
+
+The activities are read a chunk at a time (`load_event_log` with a sink): every chunk is checked as a whole
+table is, so an error names its row in the whole file. Each chunk is then written as the feature query's
+`activity_rows` (`leadscore.features.columnar`: the lead's row number, the time in microseconds, the type and
+the filter columns) to a Parquet file in a temporary folder. DuckDB sums them per lead and snapshot interval
+into a second file, then runs the rest of the query in parts (a snapshot and a range of leads at a time; see
+`_parts`) within a memory limit, spilling to its own temporary folder past it; the rows stream out in batches,
+the profile columns joined to each batch by row number.
+
+So memory holds the leads table (only the columns the features need), the outcomes, one chunk of activities
+and DuckDB's working set, never the activities: 270 million activities of 10 million leads are about 13 GB in
+pandas. The rows are those of `columnar.features_as_of` and `columnar.training_rows` over the same log, in the
+same order (tested).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from leadscore.config import EventLogConfig
+from leadscore.data.sources import ReadOptions
+from leadscore.features import columnar
+from leadscore.features.events import (
+    ACTIVITY_CHUNK_ROWS,
+    EventFeatureSpec,
+    EventLog,
+    LeadPositions,
+    check_label_windows,
+    load_event_log,
+    no_open_lead,
+)
+
+
+@dataclass(frozen=True)
+class StagedEventLog:
+    """An event log read for a build out of core: `log` holds the leads, the outcomes and what was seen of every
+    activity (`log.activities_seen`); the activities themselves are in the Parquet file `activities`."""
+
+    log: EventLog
+    activities: Path
+
+
+class _ActivityWriter:
+    """Writes each checked chunk of activities as the query's `activity_rows` to one Parquet file."""
+
+    def __init__(self, path: Path, spec: EventFeatureSpec):
+        self.path, self.spec = path, spec
+        self._writer: pq.ParquetWriter | None = None
+
+    def __call__(self, chunk: pd.DataFrame, positions: np.ndarray, late: np.ndarray) -> None:
+        rows = columnar.activity_rows(chunk, pa.array(positions, type=pa.int64()), self.spec)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, rows.schema)
+        self._writer.write_table(rows)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+@contextmanager
+def staged_event_log(folder, spec: EventFeatureSpec, *, read_options: ReadOptions | None = None,
+                     with_outcomes: bool = True, lead_columns: Sequence[str] = (), late_after: pd.Timestamp | None = None,
+                     chunk_rows: int = ACTIVITY_CHUNK_ROWS) -> Iterator[StagedEventLog]:
+    """The event log in `folder` read and checked, its activities staged in a temporary folder (removed on exit).
+
+    Of the leads table only the id, creation time, account id, `spec`'s profile columns and `lead_columns` are
+    read. `late_after` is the moment after which an activity is late (`ActivitiesSeen.bound`; default now)."""
+    with tempfile.TemporaryDirectory(prefix="leadscore-staged-") as work:
+        writer = _ActivityWriter(Path(work) / "activity_rows.parquet", spec)
+        try:
+            log = load_event_log(folder, spec.layout, read_options=read_options, with_outcomes=with_outcomes,
+                                 sink=writer, lead_columns=[*spec.profile_columns, *lead_columns],
+                                 late_after=late_after, chunk_rows=chunk_rows)
+        finally:
+            writer.close()
+        yield StagedEventLog(log=log, activities=writer.path)
+
+
+PART_LEADS = 500_000  # leads per part of the query (see `_parts`); parts of 1,000,000 fitted in a 1 GB limit
+
+
+def _parts(staged: StagedEventLog, spec: EventFeatureSpec, tables: dict[str, pa.Table], sql: str, batch_rows: int,
+           part_leads: int, memory_limit: str | None, threads: int | None) -> Iterator[pa.RecordBatch]:
+    """`sql` (a `columnar.feature_sql(..., staged_intervals=True)`) over the staged log and `tables` (lead_rows,
+    snapshot_rows, outcome_rows if any), in batches of up to `batch_rows` rows in the query's order.
+
+    Run whole, the query joins, aggregates and sorts every row at once: at a million leads it ran out of a 1 GB
+    limit. So the per-interval sums of the activities (`columnar.interval_sql`) are written once to a Parquet
+    file, sorted by lead so that a range of leads is a few row groups; the query then runs once per snapshot and
+    range of `part_leads` leads, each part reading only its leads' intervals. The parts in turn give the rows in
+    the whole query's order, with the same values (a part sees every interval of its leads)."""
+    leads, snapshots = tables["lead_rows"], tables["snapshot_rows"]
+    with tempfile.TemporaryDirectory(prefix="intervals-", dir=staged.activities.parent) as folder, \
+            columnar.connect(threads, memory_limit) as con:
+        intervals = columnar.sql_text(str(Path(folder) / "interval_rows.parquet"))
+        activities = columnar.sql_text(str(staged.activities))
+        con.execute(f"CREATE VIEW activity_rows AS SELECT * FROM read_parquet({activities})")
+        con.register("snapshot_rows", snapshots)
+        con.execute(f"COPY ({columnar.interval_sql(spec)} ORDER BY lead_row) TO {intervals} (FORMAT parquet)")
+        for name in set(tables) - {"lead_rows", "snapshot_rows"}:
+            con.register(name, tables[name])
+        for snapshot in range(snapshots.num_rows):
+            con.register("snapshot_rows", snapshots.slice(snapshot, 1))  # registering again replaces the view
+            for first in range(0, leads.num_rows, part_leads):
+                con.register("lead_rows", leads.slice(first, part_leads))
+                con.execute(f"CREATE OR REPLACE VIEW interval_rows AS SELECT * FROM read_parquet({intervals}) "
+                            f"WHERE lead_row >= {first} AND lead_row < {first + part_leads}")
+                yield from columnar.arrow_batches(con, sql, batch_rows)
+
+
+def features_as_of(staged: StagedEventLog, as_of: pd.Timestamp, spec: EventFeatureSpec, batch_rows: int, *,
+                   lead_columns: Sequence[str] = (), part_leads: int = PART_LEADS, memory_limit: str | None = None,
+                   threads: int | None = None) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+    """Every lead's features as of `as_of`, `batch_rows` leads at a time in the order of the leads table: each
+    batch with its leads' positions in that table. `lead_columns` of the leads table are added to the rows."""
+    leads = staged.log.leads
+    tables = {"lead_rows": columnar.lead_rows(leads, spec),
+              "snapshot_rows": columnar.snapshot_rows(pd.DatetimeIndex([as_of]))}
+    sql = columnar.feature_sql(spec, staged_intervals=True)
+    for batch in _parts(staged, spec, tables, sql, batch_rows, part_leads, memory_limit, threads):
+        if batch.num_rows:
+            yield batch.column("lead_row").to_numpy(), columnar.feature_frame(batch, leads, spec, lead_columns)
+
+
+def training_rows(staged: StagedEventLog, spec: EventFeatureSpec, log_cfg: EventLogConfig,
+                  observed_until: pd.Timestamp, batch_rows: int, *, part_leads: int = PART_LEADS,
+                  memory_limit: str | None = None, threads: int | None = None) -> Iterator[pd.DataFrame]:
+    """The training rows of the staged log (`columnar.training_rows`' rows, in its order), `batch_rows` at a time."""
+    log = staged.log
+    if log.outcomes is None:
+        raise ValueError("training rows need the outcomes: stage the log with_outcomes")
+    snapshots = pd.DatetimeIndex(check_label_windows(log, spec, log_cfg, observed_until))
+    positions = LeadPositions(log.leads, spec.layout).positions(log.outcomes[spec.layout.id_column])
+    tables = {"lead_rows": columnar.lead_rows(log.leads, spec), "snapshot_rows": columnar.snapshot_rows(snapshots),
+              "outcome_rows": columnar.outcome_rows(log.outcomes, pa.array(positions, type=pa.int64()), spec)}
+    sql = columnar.feature_sql(spec, labels=log_cfg, staged_intervals=True)
+    empty = True
+    for batch in _parts(staged, spec, tables, sql, batch_rows, part_leads, memory_limit, threads):
+        if batch.num_rows:
+            empty = False
+            yield columnar.training_frame(batch, log.leads, spec, snapshots)
+    if empty:
+        raise no_open_lead(spec)
