@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import make_snapshot
+from test_accounts_training import snapshot_with_accounts
 from sklearn.base import clone, is_classifier
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError
@@ -18,6 +19,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from leadscore import LeadScoreClassifier
+from leadscore.model.segments import SegmentedModel
+from leadscore.schema import ACCOUNT_ID
 
 pytestmark = pytest.mark.slow
 
@@ -178,6 +181,36 @@ def test_settings_are_validated_at_fit_with_their_key(leads):
         LeadScoreClassifier(model={"calibration": "magic"}).fit(X, y)
     with pytest.raises(ValueError, match="fallback"):
         LeadScoreClassifier(model={"fallback": "points"}).fit(X, y)
+
+
+def test_an_account_column_trains_account_scores_and_is_never_a_feature():
+    # Given leads that name their account, and the accounts section as a parameter
+    frame = snapshot_with_accounts(seed=4)
+    X, y = frame.drop(columns=["converted"]), frame["converted"]
+    estimator = LeadScoreClassifier(id_column="lead_id", time_column="created_at",
+                                    accounts={"column": "account", "role_column": "role"},
+                                    groups={"fit": ["company_size"], "engagement": ["visits"]}, **SMALL).fit(X, y)
+    # Then the account id is carried, never learned, and every account of the leads scored gets one row
+    assert estimator.result_.table.account_column == "account"
+    assert "account" not in estimator.result_.table.feature_columns
+    accounts = estimator.score_accounts(X)
+    assert sorted(accounts[ACCOUNT_ID]) == sorted(X["account"].unique())
+    assert accounts["p_account"].between(0, 1).all()
+    # and the account's contacts who convert more often score higher as an account (Spearman on the leads' labels)
+    rate = frame.groupby("account")["converted"].mean()
+    assert accounts.set_index(ACCOUNT_ID)["p_account"].corr(rate, method="spearman") > 0.3
+    # Without the section there is no account part, and asking for it says how to add one
+    with pytest.raises(ValueError, match="accounts"):
+        LeadScoreClassifier(id_column="lead_id", time_column="created_at", **SMALL).fit(X, y).score_accounts(X)
+
+
+def test_a_segments_parameter_trains_per_segment_where_the_data_allows(leads):
+    X, y = leads
+    estimator = LeadScoreClassifier(id_column="lead_id", time_column="created_at",
+                                    segments={"column": "company_size", "min_conversions": 1}, **SMALL).fit(X, y)
+    classifier = estimator.scorer_.classifier
+    assert isinstance(classifier, SegmentedModel) and classifier.column == "company_size"
+    assert set(estimator.result_.tables["segments"]["segment"].astype(str)) == set(X["company_size"].astype(str))
 
 
 def test_runs_inside_a_pipeline_and_keeps_its_scoring_output(leads):

@@ -8,7 +8,8 @@ model, and the batch job, Spark and `mlflow models serve` score it unchanged.
 
 The parameters mirror the config sections (see `leadscore.config`): each of `model`, `split`, `cutoffs`,
 `groups`, `stage`, `reasons` and `leakage` takes a dict of that section's keys or the section object
-itself, and None means the section's defaults; the flat `*_columns` and `na_values` parameters are the
+itself, and None means the section's defaults (`accounts` and `segments` too, where None means no such
+section: no account scores, one global model); the flat `*_columns` and `na_values` parameters are the
 snapshot keys of the `data` section. They are validated when `fit` runs, as scikit-learn asks, with
 the same messages as a YAML file.
 """
@@ -33,7 +34,7 @@ from sklearn.utils.validation import (
 from leadscore.errors import ConfigError, InputError
 
 # The config sections an estimator parameter stands for, in the order they are documented.
-_SECTIONS = ("model", "split", "cutoffs", "groups", "stage", "reasons", "leakage")
+_SECTIONS = ("model", "split", "cutoffs", "groups", "stage", "reasons", "leakage", "accounts", "segments")
 _IN_MEMORY = "<in-memory frame>"  # the data path recorded in the config of a model fitted from a frame
 
 
@@ -48,6 +49,12 @@ class LeadScoreClassifier(ClassifierMixin, BaseEstimator):
         E.g. ``model={"candidates": ["logistic"], "min_conversions": 50}`` or
         ``cutoffs={"sql": {"policy": "top_fraction", "fraction": 0.05}}``. `model.fallback` must stay
         "none": a points fallback has no probability to predict.
+    accounts : dict or AccountsConfig, default None
+        Account scores (`p_account`, MQA, buying groups; `score_accounts`): e.g. ``{"column": "account_id",
+        "role_column": "role"}``, where `column` is the column of X naming each lead's account (text, never a
+        feature). None: no account part.
+    segments : dict or SegmentsConfig, default None
+        One model per segment where the data allows, e.g. ``{"column": "region"}``. None: one global model.
     id_column : str, default None
         A column of X holding unique lead ids (not a feature); None numbers the rows from 1.
     time_column : str, default None
@@ -86,7 +93,7 @@ class LeadScoreClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self, *, model=None, split=None, cutoffs=None, groups=None, stage=None, reasons=None, leakage=None,
-        id_column=None, time_column=None, na_values=(), categorical_columns=(), personal_columns=(),
+        accounts=None, segments=None, id_column=None, time_column=None, na_values=(), categorical_columns=(), personal_columns=(),
         exclude_columns=(), post_outcome_columns=(),
     ):
         self.model = model
@@ -96,6 +103,8 @@ class LeadScoreClassifier(ClassifierMixin, BaseEstimator):
         self.stage = stage
         self.reasons = reasons
         self.leakage = leakage
+        self.accounts = accounts
+        self.segments = segments
         self.id_column = id_column
         self.time_column = time_column
         self.na_values = na_values
@@ -152,12 +161,15 @@ class LeadScoreClassifier(ClassifierMixin, BaseEstimator):
 
         with _as_value_errors():
             cfg = self._config(label, time_column)
-            reserved = {self.id_column, time_column, label}
+            account = cfg.accounts.column if cfg.accounts else None
+            reserved = {self.id_column, time_column, label, account}
             features = [c for c in frame.columns if c not in reserved]
             frame = _with_missing(frame, features, cfg.data.na_values)
+            if account in frame.columns:  # account ids are text, as `leadscore train` reads them (`000123`)
+                frame[account] = frame[account].astype("string")
             # Every row given is fitted (`model.max_rows` samples what `leadscore train` reads, not what an estimator
             # is handed: a scikit-learn estimator learns from the X it is passed; pass a sample to fit one).
-            table = with_checked_numbers(snapshot_table(frame, cfg.data))
+            table = with_checked_numbers(snapshot_table(frame, cfg.data, account_column=account))
             result = fit_table(table, cfg)
         self.config_ = cfg
         self.result_ = result
@@ -183,6 +195,15 @@ class LeadScoreClassifier(ClassifierMixin, BaseEstimator):
         frame = self._frame(X, reset=False)
         with _as_value_errors():
             return self.scorer_.predict(frame, reasons=reasons)
+
+    def score_accounts(self, X, *, reasons: bool = True) -> pd.DataFrame:
+        """One row per account of the leads in X (fitted with `accounts`): `p_account`, the MQA flag, the buying
+        group's coverage and (unless `reasons=False`) the account's reasons. X should hold every open lead of
+        each account it names."""
+        check_is_fitted(self)
+        frame = self._frame(X, reset=False)
+        with _as_value_errors():
+            return self.scorer_.predict_accounts(frame, reasons=reasons)
 
     def explain(self, X) -> pd.DataFrame:
         """Each lead's score split exactly into a base score and points per field, one row per lead and
