@@ -10,9 +10,10 @@ process's peak resident memory (`os.wait4`) beside its peak after reading the lo
 pandas builder measured in the same run.
 
 `staged` is the build out of core (`leadscore.features.staged`): it reads the log itself, the activities a
-million at a time, staged on disk, and DuckDB builds the rows within `--memory-limit`, written to a Parquet
-file batch by batch; its figures are the reading's and the build's together (the others' exclude reading,
-given apart as `read`), and its peak is the whole process's. The feature spec it builds (profile columns,
+million at a time, staged on disk, and DuckDB builds the rows within `--memory-limit`, `--part-leads` leads at
+a time (default `staged.PART_LEADS`), written to a Parquet file batch by batch; its figures are the reading's
+and the build's together (the others' exclude reading, given apart as `read`), and its peak is the whole
+process's. The feature spec it builds (profile columns,
 signals) is decided once beforehand in a process of its own, as training decides it, and not counted.
 
 Spark (`--engines spark`, the default when PySpark is installed) runs in local mode on every core
@@ -136,7 +137,7 @@ def decide_spec(folder: Path) -> None:
     _spec_path(folder).write_bytes(pickle.dumps(feature_spec(log, cfg, hidden=list(cfg.data.personal_columns))))
 
 
-def build_staged(folder: Path, memory_limit: str) -> dict:
+def build_staged(folder: Path, memory_limit: str, part_leads: int) -> dict:
     """Read the log a chunk at a time and build its training rows out of core into a Parquet file (run in a child)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -156,7 +157,7 @@ def build_staged(folder: Path, memory_limit: str) -> dict:
         activities = pq.ParquetFile(staged_log.activities).metadata.num_rows
         read_cpu, read_wall = _cpu_seconds() - cpu, time.perf_counter() - wall
         for batch in staged.training_rows(staged_log, spec, cfg.event_log, exported, 1_000_000,
-                                          memory_limit=memory_limit):
+                                          part_leads=part_leads, memory_limit=memory_limit):
             table = pa.Table.from_pandas(batch, preserve_index=False)
             writer = writer or pq.ParquetWriter(out, table.schema)
             writer.write_table(table)
@@ -193,6 +194,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep the event log here between runs")
     parser.add_argument("--engines", nargs="+", default=_default_engines(), choices=["pandas", "duckdb", "staged", "spark"])
     parser.add_argument("--memory-limit", default="1GB", help="staged: DuckDB's memory limit")
+    parser.add_argument("--part-leads", type=int, default=None, help="staged: leads per part of the query "
+                        "(default: leadscore.features.staged.PART_LEADS)")
     parser.add_argument("--spark-master", default="local[*]")
     parser.add_argument("--spark-driver-memory", default="6g")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -210,7 +213,9 @@ def main() -> None:
         decide_spec(folder)
         return
     if args.child == "staged":
-        print(json.dumps(build_staged(folder, args.memory_limit)))
+        from leadscore.features.staged import PART_LEADS
+
+        print(json.dumps(build_staged(folder, args.memory_limit, args.part_leads or PART_LEADS)))
         return
     if args.child:
         print(json.dumps(build(args.child, folder, args.spark_master, args.spark_driver_memory)))
@@ -228,7 +233,8 @@ def main() -> None:
     for engine in args.engines:
         run, peak_mb = _child("--child", engine, "--leads", args.leads, "--workdir", workdir,
                               "--spark-master", args.spark_master, "--spark-driver-memory", args.spark_driver_memory,
-                              "--memory-limit", args.memory_limit)
+                              "--memory-limit", args.memory_limit,
+                              *(["--part-leads", args.part_leads] if args.part_leads else []))
         if engine == "spark":  # Python's own peak (os.wait4 may count the JVM's already) plus the JVM's
             peak_mb = run["python_peak_mb"] + run["jvm_peak_mb"]
         results[engine] = {**run, "peak_mb": peak_mb}
