@@ -212,7 +212,7 @@ def _epoch_us(values: pd.Series) -> pa.Array:
     return pa.array(micros, type=pa.int64())
 
 
-def _text_array(values: pd.Series) -> pa.Array:
+def text_array(values: pd.Series) -> pa.Array:
     """Text as the pandas builder compares it (`astype("string")`), missing values kept missing."""
     if not (pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values)):
         values = values.astype("string")
@@ -231,8 +231,8 @@ def activity_rows(activities: pd.DataFrame, lead_row: pa.Array, spec: EventFeatu
     return pa.table({
         "lead_row": lead_row,
         "ts_us": _epoch_us(activities[layout.timestamp_column]),
-        "activity_type": _text_array(activities[layout.activity_type_column]),
-        **{f"w{i}": _text_array(activities[key]) for i, key in enumerate(where_columns(spec))},
+        "activity_type": text_array(activities[layout.activity_type_column]),
+        **{f"w{i}": text_array(activities[key]) for i, key in enumerate(where_columns(spec))},
     })
 
 
@@ -246,10 +246,10 @@ def _tables(leads: pd.DataFrame, activities: pd.DataFrame, outcomes: pd.DataFram
             snapshots: pd.DatetimeIndex, spec: EventFeatureSpec) -> dict[str, pa.Table]:
     """The query's input tables; events are keyed by their lead's row (events of other leads: no key)."""
     layout = spec.layout
-    ids = _text_array(leads[layout.id_column])
+    ids = text_array(leads[layout.id_column])
 
     def lead_row(events: pd.DataFrame) -> pa.Array:
-        return pc.cast(pc.index_in(_text_array(events[layout.id_column]), value_set=ids), pa.int64())
+        return pc.cast(pc.index_in(text_array(events[layout.id_column]), value_set=ids), pa.int64())
 
     tables = {"lead_rows": lead_rows(leads, spec), "activity_rows": activity_rows(activities, lead_row(activities), spec),
               "snapshot_rows": snapshot_rows(snapshots)}
@@ -262,7 +262,7 @@ def outcome_rows(outcomes: pd.DataFrame, lead_row: pa.Array, spec: EventFeatureS
     """The query's `outcome_rows`: each outcome's lead (`lead_row`), time and stage."""
     layout = spec.layout
     return pa.table({"lead_row": lead_row, "ts_us": _epoch_us(outcomes[layout.timestamp_column]),
-                     "stage": _text_array(outcomes[layout.stage_column])})
+                     "stage": text_array(outcomes[layout.stage_column])})
 
 
 @contextmanager

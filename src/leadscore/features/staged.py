@@ -4,8 +4,8 @@ The activities are read a chunk at a time (`load_event_log` with a sink): every 
 table is, so an error names its row in the whole file. Each chunk is then written as the feature query's
 `activity_rows` (`leadscore.features.columnar`: the lead's row number, the time in microseconds, the type and
 the filter columns) to a Parquet file in a temporary folder. DuckDB sums them per lead and snapshot interval
-into a second file, then runs the rest of the query in parts (a snapshot and a range of leads at a time; see
-`_parts`) within a memory limit, spilling to its own temporary folder past it; the rows stream out in batches,
+into a file per range of leads, then runs the rest of the query in parts (a snapshot and a range of leads at a
+time; see `_parts`) within a memory limit, spilling to its own temporary folder past it; the rows stream out in batches,
 the profile columns joined to each batch by row number.
 
 So memory holds the leads table (only the columns the features need), the outcomes, one chunk of activities
@@ -96,26 +96,32 @@ def _parts(staged: StagedEventLog, spec: EventFeatureSpec, tables: dict[str, pa.
     snapshot_rows, outcome_rows if any), in batches of up to `batch_rows` rows in the query's order.
 
     Run whole, the query joins, aggregates and sorts every row at once: at a million leads it ran out of a 1 GB
-    limit. So the per-interval sums of the activities (`columnar.interval_sql`) are written once to a Parquet
-    file, sorted by lead so that a range of leads is a few row groups; the query then runs once per snapshot and
-    range of `part_leads` leads, each part reading only its leads' intervals. The parts in turn give the rows in
-    the whole query's order, with the same values (a part sees every interval of its leads)."""
+    limit. So it runs in two steps, each a range of `part_leads` leads at a time. First the per-interval sums of
+    the activities (`columnar.interval_sql`) are written to one Parquet file per range, each from the activities
+    of its leads only (a filtered scan of the staged activities, cheap next to the sums). Sorting all the sums
+    by lead into one file instead filled 54 GB of disk with the sort's spill at 10,000,000 leads; a range's sums
+    fit in memory. The query then runs once per snapshot and range, reading that range's file. The parts in
+    turn give the rows in the whole query's order, with the same values (a part sees every interval of its
+    leads)."""
     leads, snapshots = tables["lead_rows"], tables["snapshot_rows"]
+    firsts = range(0, leads.num_rows, part_leads)
     with tempfile.TemporaryDirectory(prefix="intervals-", dir=staged.activities.parent) as folder, \
             columnar.connect(threads, memory_limit) as con:
-        intervals = columnar.sql_text(str(Path(folder) / "interval_rows.parquet"))
         activities = columnar.sql_text(str(staged.activities))
-        con.execute(f"CREATE VIEW activity_rows AS SELECT * FROM read_parquet({activities})")
         con.register("snapshot_rows", snapshots)
-        con.execute(f"COPY ({columnar.interval_sql(spec)} ORDER BY lead_row) TO {intervals} (FORMAT parquet)")
+        intervals = {}
+        for first in firsts:
+            intervals[first] = columnar.sql_text(str(Path(folder) / f"interval_rows_{first}.parquet"))
+            con.execute(f"CREATE OR REPLACE VIEW activity_rows AS SELECT * FROM read_parquet({activities}) "
+                        f"WHERE lead_row >= {first} AND lead_row < {first + part_leads}")
+            con.execute(f"COPY ({columnar.interval_sql(spec)}) TO {intervals[first]} (FORMAT parquet)")
         for name in set(tables) - {"lead_rows", "snapshot_rows"}:
             con.register(name, tables[name])
         for snapshot in range(snapshots.num_rows):
             con.register("snapshot_rows", snapshots.slice(snapshot, 1))  # registering again replaces the view
-            for first in range(0, leads.num_rows, part_leads):
+            for first in firsts:
                 con.register("lead_rows", leads.slice(first, part_leads))
-                con.execute(f"CREATE OR REPLACE VIEW interval_rows AS SELECT * FROM read_parquet({intervals}) "
-                            f"WHERE lead_row >= {first} AND lead_row < {first + part_leads}")
+                con.execute(f"CREATE OR REPLACE VIEW interval_rows AS SELECT * FROM read_parquet({intervals[first]})")
                 yield from columnar.arrow_batches(con, sql, batch_rows)
 
 

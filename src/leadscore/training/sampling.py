@@ -27,11 +27,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from leadscore.config import EventLogConfig, ModelConfig
 from leadscore.data.validation import require_columns
+from leadscore.features.columnar import text_array
 from leadscore.features.events import (
     EventLog,
     EventLogLayout,
@@ -150,7 +150,7 @@ class EventLogSampler:
         id_column = self.layout.id_column
         leads = event_log.leads
         if event_log.sampled_leads is not None:  # the leads still in the log: `after_export` may have left out some
-            still = pc.is_in(_text(event_log.sampled_leads[id_column]), value_set=_text(leads[id_column]))
+            still = pc.is_in(text_array(event_log.sampled_leads[id_column]), value_set=text_array(leads[id_column]))
             leads = event_log.sampled_leads[still.to_numpy(zero_copy_only=False)]
         leads = leads[self.sample.kept(leads)].reset_index(drop=True)
         ids = leads[id_column]
@@ -162,7 +162,3 @@ class EventLogSampler:
         return replace(event_log, leads=leads, activities=of_kept(event_log.activities), outcomes=outcomes,
                        sampled_leads=None)
 
-
-def _text(ids: pd.Series) -> pa.Array:
-    """Ids as Arrow text (compared in Arrow: no Python string per id)."""
-    return pa.array(ids.astype("string"), type=pa.large_string(), from_pandas=True)
