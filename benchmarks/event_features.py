@@ -13,7 +13,7 @@ pandas builder measured in the same run.
 million at a time, staged on disk, and DuckDB builds the rows within `--memory-limit`, `--part-leads` leads at
 a time (default `staged.PART_LEADS`), written to a Parquet file batch by batch; its figures are the reading's
 and the build's together (the others' exclude reading, given apart as `read`), and its peak is the whole
-process's. The feature spec it builds (profile columns,
+process's, beside its peak by the end of reading. The feature spec it builds (profile columns,
 signals) is decided once beforehand in a process of its own, as training decides it, and not counted.
 
 Spark (`--engines spark`, the default when PySpark is installed) runs in local mode on every core
@@ -156,6 +156,7 @@ def build_staged(folder: Path, memory_limit: str, part_leads: int) -> dict:
         after_export(staged_log.log, layout, exported)  # refuses late records, as training does
         activities = pq.ParquetFile(staged_log.activities).metadata.num_rows
         read_cpu, read_wall = _cpu_seconds() - cpu, time.perf_counter() - wall
+        loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         for batch in staged.training_rows(staged_log, spec, cfg.event_log, exported, 1_000_000,
                                           part_leads=part_leads, memory_limit=memory_limit):
             table = pa.Table.from_pandas(batch, preserve_index=False)
@@ -165,7 +166,7 @@ def build_staged(folder: Path, memory_limit: str, part_leads: int) -> dict:
     writer.close()
     out.unlink()
     return {"engine": "staged", "cpu_s": _cpu_seconds() - cpu, "wall_s": time.perf_counter() - wall,
-            "read_cpu_s": read_cpu, "read_wall_s": read_wall, "loaded_mb": 0.0, "rows": rows,
+            "read_cpu_s": read_cpu, "read_wall_s": read_wall, "loaded_mb": loaded_mb, "rows": rows,
             "activities": activities, "start_s": 0.0, "jvm_peak_mb": 0.0,
             "python_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -240,7 +241,8 @@ def main() -> None:
         results[engine] = {**run, "peak_mb": peak_mb}
         jvm = (f", of which the JVM {run['jvm_peak_mb']:,.0f} MB" if engine == "spark" else "")
         start = f"; session start {run['start_s']:,.1f} s, not counted" if engine == "spark" else ""
-        loaded = (f"reading included ({run['read_cpu_s']:,.1f} CPU s, {run['read_wall_s']:,.1f} wall s of it)"
+        loaded = (f"reading included ({run['read_cpu_s']:,.1f} CPU s, {run['read_wall_s']:,.1f} wall s of it, "
+                  f"peak {run['loaded_mb']:,.0f} MB by its end)"
                   if engine == "staged" else f"{run['loaded_mb']:,.0f} MB after reading the log; read: "
                   f"{run['read_cpu_s']:,.1f} CPU s, {run['read_wall_s']:,.1f} wall s, not counted")
         print(f"{engine:>7}: {run['rows']:,} rows from {run['activities']:,} activities: {run['cpu_s']:,.1f} CPU s, "

@@ -104,8 +104,8 @@ def _interval_ctes(spec: EventFeatureSpec) -> list[str]:
         condition = " AND ".join([f"activity_type = {sql_text(signal.activity_type)}",
                                   *(f"{filters[key]} = {sql_text(value)}" for key, value in signal.where.items())])
         flags.append(f"CASE WHEN {condition} THEN 1 ELSE 0 END AS m{i}")
-        # The weight's cast only where the signal counts (an activity counts for one signal of many, and the cast
-        # to a decimal is the query's main cost); elsewhere it is 0, as the product was.
+        # The weight is computed and cast only where the signal counts (an activity counts for one signal of
+        # many); elsewhere it is 0, as the product was.
         decay = _exact(f"POWER(0.5, {_days('i.as_of_us - a.ts_us')} / {half_life})")
         weight = f"CASE WHEN a.m{i} = 1 THEN {decay} ELSE 0 END"
         partial += [f"SUM(a.m{i}) AS n{i}", f"SUM({weight}) AS d{i}",

@@ -90,20 +90,22 @@ def staged_event_log(folder, spec: EventFeatureSpec, *, read_options: ReadOption
 PART_LEADS = 500_000  # leads per part of the query (see `_parts`); parts of 1,000,000 fitted in a 1 GB limit
 
 
-def _parts(staged: StagedEventLog, spec: EventFeatureSpec, tables: dict[str, pa.Table], sql: str, batch_rows: int,
-           part_leads: int, memory_limit: str | None, threads: int | None) -> Iterator[pa.RecordBatch]:
-    """`sql` (a `columnar.feature_sql(..., staged_intervals=True)`) over the staged log and `tables` (lead_rows,
-    snapshot_rows, outcome_rows if any), in batches of up to `batch_rows` rows in the query's order.
+def _parts(staged: StagedEventLog, spec: EventFeatureSpec, leads: pa.Table, snapshots: pa.Table,
+           outcomes: pa.Table | None, sql: str, batch_rows: int, part_leads: int, memory_limit: str | None,
+           threads: int | None) -> Iterator[pa.RecordBatch]:
+    """`sql` (a `columnar.feature_sql(..., staged_intervals=True)`) over the staged log and the query's tables
+    `lead_rows`, `snapshot_rows` and `outcome_rows` (training only), in batches of up to `batch_rows` rows in the
+    query's order.
 
     Run whole, the query joins, aggregates and sorts every row at once: at a million leads it ran out of a 1 GB
     limit. So it runs in two steps, each a range of `part_leads` leads at a time. First the per-interval sums of
     the activities (`columnar.interval_sql`) are written to one Parquet file per range, each from the activities
     of its leads only (a filtered scan of the staged activities, cheap next to the sums). Sorting all the sums
     by lead into one file instead filled 54 GB of disk with the sort's spill at 10,000,000 leads; a range's sums
-    fit in memory. The query then runs once per snapshot and range, reading that range's file. The parts in
+    fit in memory. The query then runs once per snapshot and range, reading that range's file and given that
+    range's leads and outcomes only (`_by_range`). The parts in
     turn give the rows in the whole query's order, with the same values (a part sees every interval of its
     leads)."""
-    leads, snapshots = tables["lead_rows"], tables["snapshot_rows"]
     firsts = range(0, leads.num_rows, part_leads)
     with tempfile.TemporaryDirectory(prefix="intervals-", dir=staged.activities.parent) as folder, \
             columnar.connect(threads, memory_limit) as con:
@@ -115,14 +117,25 @@ def _parts(staged: StagedEventLog, spec: EventFeatureSpec, tables: dict[str, pa.
             con.execute(f"CREATE OR REPLACE VIEW activity_rows AS SELECT * FROM read_parquet({activities}) "
                         f"WHERE lead_row >= {first} AND lead_row < {first + part_leads}")
             con.execute(f"COPY ({columnar.interval_sql(spec)}) TO {intervals[first]} (FORMAT parquet)")
-        for name in set(tables) - {"lead_rows", "snapshot_rows"}:
-            con.register(name, tables[name])
+        # Replaced by its slices, so that the unsorted outcomes are not kept (19 million rows at 10 million leads).
+        outcomes = _by_range(outcomes, firsts) if outcomes is not None else None
         for snapshot in range(snapshots.num_rows):
             con.register("snapshot_rows", snapshots.slice(snapshot, 1))  # registering again replaces the view
             for first in firsts:
                 con.register("lead_rows", leads.slice(first, part_leads))
+                if outcomes is not None:
+                    con.register("outcome_rows", outcomes[first])
                 con.execute(f"CREATE OR REPLACE VIEW interval_rows AS SELECT * FROM read_parquet({intervals[first]})")
                 yield from columnar.arrow_batches(con, sql, batch_rows)
+
+
+def _by_range(outcomes: pa.Table, firsts: range) -> dict[int, pa.Table]:
+    """The outcome rows of each range of leads: slices of one copy sorted by lead. A part given every outcome
+    would aggregate them all again (at 10,000,000 leads, 19 million outcomes in each of 540 parts)."""
+    ordered = outcomes.sort_by("lead_row")  # outcomes of no known lead (null, or -1) last or first: in no part
+    known = ordered.column("lead_row").slice(0, ordered.num_rows - ordered.column("lead_row").null_count).to_numpy()
+    starts = np.searchsorted(known, [*firsts, firsts.stop], side="left")
+    return {first: ordered.slice(start, stop - start) for first, start, stop in zip(firsts, starts, starts[1:])}
 
 
 def features_as_of(staged: StagedEventLog, as_of: pd.Timestamp, spec: EventFeatureSpec, batch_rows: int, *,
@@ -131,12 +144,17 @@ def features_as_of(staged: StagedEventLog, as_of: pd.Timestamp, spec: EventFeatu
     """Every lead's features as of `as_of`, `batch_rows` leads at a time in the order of the leads table: each
     batch with its leads' positions in that table. `lead_columns` of the leads table are added to the rows."""
     leads = staged.log.leads
-    tables = {"lead_rows": columnar.lead_rows(leads, spec),
-              "snapshot_rows": columnar.snapshot_rows(pd.DatetimeIndex([as_of]))}
+    snapshots = columnar.snapshot_rows(pd.DatetimeIndex([as_of]))
     sql = columnar.feature_sql(spec, staged_intervals=True)
-    for batch in _parts(staged, spec, tables, sql, batch_rows, part_leads, memory_limit, threads):
+    for batch in _parts(staged, spec, columnar.lead_rows(leads, spec), snapshots, None, sql, batch_rows, part_leads,
+                        memory_limit, threads):
         if batch.num_rows:
             yield batch.column("lead_row").to_numpy(), columnar.feature_frame(batch, leads, spec, lead_columns)
+
+
+def _outcome_rows(log: EventLog, spec: EventFeatureSpec) -> pa.Table:
+    positions = LeadPositions(log.leads, spec.layout).positions(log.outcomes[spec.layout.id_column])
+    return columnar.outcome_rows(log.outcomes, pa.array(positions, type=pa.int64()), spec)
 
 
 def training_rows(staged: StagedEventLog, spec: EventFeatureSpec, log_cfg: EventLogConfig,
@@ -147,12 +165,11 @@ def training_rows(staged: StagedEventLog, spec: EventFeatureSpec, log_cfg: Event
     if log.outcomes is None:
         raise ValueError("training rows need the outcomes: stage the log with_outcomes")
     snapshots = pd.DatetimeIndex(check_label_windows(log, spec, log_cfg, observed_until))
-    positions = LeadPositions(log.leads, spec.layout).positions(log.outcomes[spec.layout.id_column])
-    tables = {"lead_rows": columnar.lead_rows(log.leads, spec), "snapshot_rows": columnar.snapshot_rows(snapshots),
-              "outcome_rows": columnar.outcome_rows(log.outcomes, pa.array(positions, type=pa.int64()), spec)}
     sql = columnar.feature_sql(spec, labels=log_cfg, staged_intervals=True)
     empty = True
-    for batch in _parts(staged, spec, tables, sql, batch_rows, part_leads, memory_limit, threads):
+    # The outcome rows are made in the call, so that only the parts hold them (and then only sorted).
+    for batch in _parts(staged, spec, columnar.lead_rows(log.leads, spec), columnar.snapshot_rows(snapshots),
+                        _outcome_rows(log, spec), sql, batch_rows, part_leads, memory_limit, threads):
         if batch.num_rows:
             empty = False
             yield columnar.training_frame(batch, log.leads, spec, snapshots)
