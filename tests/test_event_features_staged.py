@@ -8,6 +8,7 @@ build naming its row in the whole file, as the in-memory read does."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_event_features_columnar import funnel_spec, log_config, ts
@@ -56,6 +57,7 @@ def test_staged_features_as_of_are_the_in_memory_features_with_their_leads_posit
         batches = list(staged.features_as_of(staged_log, as_of, spec, 300, lead_columns=["company_size"],
                                               part_leads=PART_LEADS))
         lead_columns = list(staged_log.log.leads.columns)
+        held, own = staged_log.log.leads.dtypes, staged_log.text_dtypes
     positions = pd.Series([p for batch, _ in batches for p in batch])
     assert positions.tolist() == list(range(len(log.leads)))
     got = pd.concat([frame for _, frame in batches], ignore_index=True)
@@ -64,6 +66,10 @@ def test_staged_features_as_of_are_the_in_memory_features_with_their_leads_posit
     # Only the columns the features need are read: never the personal ones.
     assert set(lead_columns) == {"lead_id", "created_at", *spec.profile_columns, "company_size"}
     assert {"email", "first_name"} <= set(log.leads.columns)
+    # Text profile columns are held as categories while staged, and the rows get the read dtype back.
+    text = [c for c in spec.profile_columns if isinstance(log.leads[c].dtype, pd.StringDtype)]
+    assert text and set(own) == set(text)
+    assert all(isinstance(held[c], pd.CategoricalDtype) and own[c] == log.leads[c].dtype == got[c].dtype for c in text)
 
 
 def test_a_bad_activity_in_a_later_chunk_is_named_by_its_row_in_the_whole_file(folder, tmp_path):
@@ -95,3 +101,21 @@ def _copy(folder, target, activities: pd.DataFrame):
         else:
             activities.to_csv(target / path.name, index=False)
     return target
+
+
+@pytest.mark.parametrize("colliding", [False, True], ids=["hashes", "every-hash-the-same"])
+def test_lead_positions_in_pieces_are_a_plain_lookup(monkeypatch, colliding):
+    """Ids are hashed a few at a time; the positions are those of a dictionary of the ids, unknown and missing
+    ids -1, also when hashes collide (then the text itself is looked up)."""
+    from leadscore.features import events
+
+    monkeypatch.setattr(events, "_ID_TEXT_ROWS", 3)
+    if colliding:
+        monkeypatch.setattr(pd.util, "hash_array", lambda values, categorize=False: np.zeros(len(values), "uint64"))
+    leads = pd.DataFrame({"lead_id": pd.array([f"L{i}" for i in range(10)], dtype="str"),
+                          "created_at": pd.date_range("2025-01-01", periods=10, tz="UTC")})
+    lookup = events.LeadPositions(leads, funnel_spec().layout)
+    ids = pd.Series(["L9", "L0", "nobody", None, "L4", "L4", "L10", "L1"], dtype="str")
+    where = {lead: i for i, lead in enumerate(leads["lead_id"])}
+    assert lookup.positions(ids).tolist() == [where.get(i, -1) for i in ids.fillna("")]
+    assert lookup.positions(ids.iloc[:0]).tolist() == []

@@ -32,7 +32,7 @@ its rows with the engine `event_log.engine` names (`leadscore.features.engines`)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timezone
 
@@ -152,7 +152,8 @@ def load_event_log(folder, layout: EventLogLayout, *, na_values=(), with_outcome
                    read_options: ReadOptions | None = None, keep: KeepLeads | None = None,
                    sink: ActivitySink | None = None, lead_columns: Sequence[str] | None = None,
                    late_after: pd.Timestamp | None = None, drop_late: bool = False,
-                   chunk_rows: int | None = None) -> EventLog:
+                   chunk_rows: int | None = None,
+                   on_leads: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> EventLog:
     """Read and validate leads, activities and (optionally) outcomes from a folder.
 
     `na_values` are cell texts that mean "missing" in the leads table (the profile columns); `read_options`
@@ -173,7 +174,10 @@ def load_event_log(folder, layout: EventLogLayout, *, na_values=(), with_outcome
       the leads' keys and the outcomes stay whole: the caller leaves out the other leads once the export-time
       rules have seen every row;
     - `sink` (a build out of core, `leadscore.features.staged`): every checked chunk is handed to it and none is
-      kept (the log's activities are then empty)."""
+      kept (the log's activities are then empty).
+
+    `on_leads` replaces the checked leads table before the activities are read (a build out of core holds its
+    text columns as categories, so that the reading's peak memory does not hold them as text)."""
     base = read_options or ReadOptions()
     ids = (layout.id_column, *((layout.account_column,) if layout.account_column else ()))
     plain = replace(base, na_values=(), text_columns=(*ids, *base.text_columns))
@@ -214,6 +218,8 @@ def load_event_log(folder, layout: EventLogLayout, *, na_values=(), with_outcome
             kept = np.asarray(kept, bool)
             picked = leads[kept].reset_index(drop=True)
             sampled = _beside(picked, lead_table.read(rest, rows=kept), header) if rest else picked
+    if on_leads is not None:
+        leads = on_leads(leads)
     if kept is None and sink is None:
         activities = _validate_events(read_rows(activity_table), "activities", layout, layout.activity_type_column,
                                       leads)
@@ -267,20 +273,26 @@ class LeadPositions:
     One hash table of the lead ids serves every event table and every chunk of one: pandas' `isin` and `map`
     build theirs anew on every call, which took 300 of 380 s when 27 million activities of 1 million leads
     were read a million at a time. Ids are looked up by a 64-bit hash of their text, and every match is
-    then compared as text, so that an id whose hash another id shares never matches it."""
+    then compared as text, so that an id whose hash another id shares never matches it. Ids are made Python
+    strings a million at a time (`_id_texts`), never all at once."""
 
     def __init__(self, leads: pd.DataFrame, layout: EventLogLayout):
-        text = _id_text(leads[layout.id_column])  # once: a Python string per lead is the costly part
-        self._ids = pa.array(text, type=pa.large_string())
-        hashes = pd.Index(pd.util.hash_array(text, categorize=False))
+        hashes, texts = [], []
+        for text in _id_texts(leads[layout.id_column]):  # a Python string per lead is the costly part: once each
+            hashes.append(pd.util.hash_array(text, categorize=False))
+            texts.append(pa.array(text, type=pa.large_string()))
+        self._ids = pa.concat_arrays(texts) if texts else pa.array([], type=pa.large_string())
+        hashes = pd.Index(np.concatenate(hashes) if hashes else np.empty(0, "uint64"))
         # Two leads sharing a 64-bit hash (about one chance in 10**11 for a million ids): look up the text itself.
-        self._index = hashes if hashes.is_unique else pd.Index(text)
         self._by_text = not hashes.is_unique
+        self._index = pd.Index(self._ids.to_numpy(zero_copy_only=False)) if self._by_text else hashes
         self.created = leads[layout.created_column].reset_index(drop=True)
 
     def positions(self, ids: pd.Series) -> np.ndarray:
         """The position of each id's lead in the leads table, -1 for an id no lead has."""
-        text = _id_text(ids)
+        return np.concatenate([self._positions(text) for text in _id_texts(ids)] or [np.empty(0, "intp")])
+
+    def _positions(self, text: np.ndarray) -> np.ndarray:
         found = self._index.get_indexer(text if self._by_text else pd.util.hash_array(text, categorize=False))
         hit = np.flatnonzero(found >= 0)
         if len(hit) and not self._by_text:
@@ -294,8 +306,13 @@ class LeadPositions:
         return times.reset_index(drop=True).lt(created).to_numpy(bool) & (positions >= 0)
 
 
-def _id_text(ids: pd.Series) -> np.ndarray:
-    return ids.astype("string").fillna("").to_numpy(dtype=object)
+_ID_TEXT_ROWS = 1_000_000  # ids made Python strings at a time: 10 million at once took 2.5 GB
+
+
+def _id_texts(ids: pd.Series) -> Iterator[np.ndarray]:
+    """The ids as Python strings (missing ones empty), `_ID_TEXT_ROWS` at a time."""
+    for first in range(0, len(ids), _ID_TEXT_ROWS):
+        yield ids.iloc[first:first + _ID_TEXT_ROWS].astype("string").fillna("").to_numpy(dtype=object)
 
 
 def join_accounts(leads: pd.DataFrame, accounts: pd.DataFrame, layout: EventLogLayout,

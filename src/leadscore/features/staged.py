@@ -19,7 +19,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,10 +59,16 @@ class StagedEventLog:
         return rows.astype({column: dtype for column, dtype in self.text_dtypes.items() if column in rows.columns})
 
 
-def _text_as_categories(log: EventLog, columns: Sequence[str]) -> tuple[EventLog, dict[str, object]]:
-    """`log` with its leads' text `columns` held as categories, and each one's own dtype."""
-    dtypes = {c: log.leads[c].dtype for c in columns if isinstance(log.leads[c].dtype, pd.StringDtype)}
-    return replace(log, leads=log.leads.astype({c: "category" for c in dtypes})), dtypes
+class _TextAsCategories:
+    """Holds the leads table's text `columns` as categories (`load_event_log`'s `on_leads`), noting each one's
+    own dtype in `dtypes`."""
+
+    def __init__(self, columns: Sequence[str]):
+        self.columns, self.dtypes = columns, {}
+
+    def __call__(self, leads: pd.DataFrame) -> pd.DataFrame:
+        self.dtypes = {c: leads[c].dtype for c in self.columns if isinstance(leads[c].dtype, pd.StringDtype)}
+        return leads.astype({c: "category" for c in self.dtypes})
 
 
 class _ActivityWriter:
@@ -93,14 +99,14 @@ def staged_event_log(folder, spec: EventFeatureSpec, *, read_options: ReadOption
     read. `late_after` is the moment after which an activity is late (`ActivitiesSeen.bound`; default now)."""
     with tempfile.TemporaryDirectory(prefix="leadscore-staged-") as work:
         writer = _ActivityWriter(Path(work) / "activity_rows.parquet", spec)
+        text = _TextAsCategories(spec.profile_columns)
         try:
             log = load_event_log(folder, spec.layout, read_options=read_options, with_outcomes=with_outcomes,
                                  sink=writer, lead_columns=[*spec.profile_columns, *lead_columns],
-                                 late_after=late_after, chunk_rows=chunk_rows)
+                                 late_after=late_after, chunk_rows=chunk_rows, on_leads=text)
         finally:
             writer.close()
-        log, text_dtypes = _text_as_categories(log, spec.profile_columns)
-        yield StagedEventLog(log=log, activities=writer.path, text_dtypes=text_dtypes)
+        yield StagedEventLog(log=log, activities=writer.path, text_dtypes=text.dtypes)
 
 
 PART_LEADS = 500_000  # leads per part of the query (see `_parts`); parts of 1,000,000 fitted in a 1 GB limit
