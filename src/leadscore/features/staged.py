@@ -5,12 +5,12 @@ table is, so an error names its row in the whole file. Each chunk is then writte
 `activity_rows` (`leadscore.features.columnar`: the lead's row number, the time in microseconds, the type and
 the filter columns) to a Parquet file in a temporary folder. DuckDB sums them per lead and snapshot interval
 into a file per range of leads, then runs the rest of the query in parts (a snapshot and a range of leads at a
-time; see `_parts`) within a memory limit, spilling to its own temporary folder past it; the rows stream out in batches,
-the profile columns joined to each batch by row number.
+time; see `_parts`) within a memory limit, spilling to its own temporary folder past it; the rows stream out in
+batches, the profile columns joined to each batch by row number.
 
-So memory holds the leads table (only the columns the features need), the outcomes, one chunk of activities
-and DuckDB's working set, never the activities: 270 million activities of 10 million leads are about 13 GB in
-pandas. The rows are those of `columnar.features_as_of` and `columnar.training_rows` over the same log, in the
+So memory holds the leads table (only the columns the features need, its text columns as categories), the
+outcomes, one chunk of activities and DuckDB's working set, never the activities: 270 million activities of 10
+million leads are about 13 GB in pandas. The rows are those of `columnar.features_as_of` and `columnar.training_rows` over the same log, in the
 same order (tested).
 """
 
@@ -125,10 +125,12 @@ def _parts(staged: StagedEventLog, spec: EventFeatureSpec, leads: pa.Table, snap
     of its leads only (a filtered scan of the staged activities, cheap next to the sums). Sorting all the sums
     by lead into one file instead filled 54 GB of disk with the sort's spill at 10,000,000 leads; a range's sums
     fit in memory. The query then runs once per snapshot and range, reading that range's file and given that
-    range's leads and outcomes only (`_by_range`). The parts in
-    turn give the rows in the whole query's order, with the same values (a part sees every interval of its
-    leads)."""
+    range's leads and outcomes only (`_by_range`). The parts in turn give the rows in the whole query's order,
+    with the same values (a part sees every interval and outcome of its leads)."""
     firsts = range(0, leads.num_rows, part_leads)
+    # Replaced by its slices, so that the unsorted outcomes are not kept (19 million rows at 10 million leads); and
+    # before DuckDB's working set is taken, so that the sort's copy is not on top of it.
+    outcomes = _by_range(outcomes, firsts) if outcomes is not None else None
     with tempfile.TemporaryDirectory(prefix="intervals-", dir=staged.activities.parent) as folder, \
             columnar.connect(threads, memory_limit) as con:
         activities = columnar.sql_text(str(staged.activities))
@@ -139,8 +141,6 @@ def _parts(staged: StagedEventLog, spec: EventFeatureSpec, leads: pa.Table, snap
             con.execute(f"CREATE OR REPLACE VIEW activity_rows AS SELECT * FROM read_parquet({activities}) "
                         f"WHERE lead_row >= {first} AND lead_row < {first + part_leads}")
             con.execute(f"COPY ({columnar.interval_sql(spec)}) TO {intervals[first]} (FORMAT parquet)")
-        # Replaced by its slices, so that the unsorted outcomes are not kept (19 million rows at 10 million leads).
-        outcomes = _by_range(outcomes, firsts) if outcomes is not None else None
         for snapshot in range(snapshots.num_rows):
             con.register("snapshot_rows", snapshots.slice(snapshot, 1))  # registering again replaces the view
             for first in firsts:
