@@ -10,8 +10,8 @@ batches, the profile columns joined to each batch by row number.
 
 So memory holds the leads table (only the columns the features need, its text columns as categories), the
 outcomes, one chunk of activities and DuckDB's working set, never the activities: 270 million activities of 10
-million leads are about 13 GB in pandas. The rows are those of `columnar.features_as_of` and `columnar.training_rows` over the same log, in the
-same order (tested).
+million leads are about 13 GB in pandas. The rows are those of `columnar.features_as_of` and
+`columnar.training_rows` over the same log, in the same order (tested).
 """
 
 from __future__ import annotations
@@ -176,6 +176,7 @@ def features_as_of(staged: StagedEventLog, as_of: pd.Timestamp, spec: EventFeatu
 
 
 def _outcome_rows(log: EventLog, spec: EventFeatureSpec) -> pa.Table:
+    """The query's `outcome_rows` of the log, each outcome keyed by its lead's row."""
     positions = LeadPositions(log.leads, spec.layout).positions(log.outcomes[spec.layout.id_column])
     return columnar.outcome_rows(log.outcomes, pa.array(positions, type=pa.int64()), spec)
 
