@@ -35,6 +35,7 @@ from leadscore.features.columnar import text_array
 from leadscore.features.events import (
     EventLog,
     EventLogLayout,
+    id_texts,
     rows_per_lead,
     snapshot_times,
 )
@@ -90,8 +91,9 @@ def kept_ids(ids: pd.Series, fraction: float, seed: int) -> np.ndarray:
 
     The same id is kept or not whatever the other ids, their order or their count; a larger fraction keeps
     every id a smaller one keeps. Missing ids are hashed as one value."""
-    text = ids.astype("string").fillna("").to_numpy(dtype=object)
-    hashes = pd.util.hash_array(text, hash_key=f"leadscore{seed % 10**7:07d}", categorize=False)
+    key = f"leadscore{seed % 10**7:07d}"
+    hashes = np.concatenate([pd.util.hash_array(text, hash_key=key, categorize=False) for text in id_texts(ids)]
+                            or [np.empty(0, "uint64")])
     return (hashes >> np.uint64(64 - _BITS)).astype("float64") < fraction * 2.0**_BITS
 
 
