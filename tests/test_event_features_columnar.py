@@ -169,3 +169,36 @@ def test_the_rows_are_the_same_in_every_run(funnel):
     # then every run gives the same bits: a model trained on them is the same model.
     for run in runs[1:]:
         pd.testing.assert_frame_equal(run, runs[0], check_exact=True)
+
+
+def _hourly_log(half_life_days):
+    """A lead active an hour and half an hour before each weekly snapshot, one active only at the start and one
+    that converts: with a half-life of an hour, the snapshots are hundreds of half-lives apart."""
+    snapshots = pd.date_range("2025-01-08", "2025-02-12", freq="7D", tz=UTC)
+    times = [t - pd.Timedelta(minutes=m) for t in snapshots for m in (60, 30)]
+    leads = pd.DataFrame({"lead_id": ["A", "B", "C"], "created_at": [ts("2025-01-01")] * 3})
+    activities = pd.DataFrame({"lead_id": ["A"] * len(times) + ["B"], "timestamp": [*times, ts("2025-01-02")],
+                               "activity_type": "page_view"})
+    outcomes = pd.DataFrame({"lead_id": ["B", "C"], "stage": ["lost", "won"],
+                             "timestamp": [ts("2025-03-20"), ts("2025-01-20")]})
+    spec = EventFeatureSpec(layout=EventLogLayout(), terminal_stages=("won", "lost"), profile_columns=(),
+                            signals={"page_view": Signal(activity_type="page_view")}, half_life_days=half_life_days)
+    return EventLog(leads, activities, outcomes), spec, log_config("2025-01-08", "2025-02-12", every=7, horizon=30)
+
+
+def test_decayed_sums_keep_their_precision_over_hundreds_of_half_lives():
+    # Given snapshots 840 half-lives apart (a half-life of an hour over five weeks),
+    log, spec, cfg = _hourly_log(1 / 24)
+    expected = events.training_rows(log, spec, cfg)
+    actual = columnar.training_rows(log, spec, cfg)
+    # then the running sums, scaled by up to 2 ** 840 on the way, give the pandas builder's values to rounding:
+    # relative to each value, and within the 18 decimal places each activity's weight is summed with.
+    assert_same_rows(expected, actual)
+    np.testing.assert_allclose(actual["page_view_decayed"], expected["page_view_decayed"], rtol=1e-12, atol=1e-17)
+    assert expected["page_view_decayed"].max() > 0.5 and expected["page_view_count"].max() == 12
+
+
+def test_a_schedule_too_wide_for_the_decayed_sums_is_refused():
+    log, spec, cfg = _hourly_log(1 / 240)  # 8,400 half-lives
+    with pytest.raises(ConfigError, match="half_life_days"):
+        columnar.training_rows(log, spec, cfg)

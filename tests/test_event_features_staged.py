@@ -8,6 +8,9 @@ build naming its row in the whole file, as the in-memory read does."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -31,8 +34,11 @@ def folder(request, tmp_path_factory):
     return out
 
 
-def test_staged_training_rows_are_the_in_memory_rows(folder):
+@pytest.mark.parametrize("transition", [None, ("MQL", "SQL")], ids=["won", "MQL to SQL"])
+def test_staged_training_rows_are_the_in_memory_rows(folder, transition):
     spec, cfg = funnel_spec(), log_config("2025-03-01", "2026-06-01")
+    if transition:  # a transition target: the lead states add the time each lead entered the first stage
+        cfg = cfg.model_copy(update={"from_stage": transition[0], "conversion_stage": transition[1]})
     log = load_event_log(folder, spec.layout)
     exported = export_time(log, spec.layout)
     expected = columnar.training_rows(log, spec, cfg, exported)
@@ -40,7 +46,7 @@ def test_staged_training_rows_are_the_in_memory_rows(folder):
         batches = list(staged.training_rows(staged_log, spec, cfg, exported, BATCH_ROWS,
                                                   part_leads=PART_LEADS, memory_limit="100MB"))
         seen = staged_log.log.activities_seen
-    assert len(log.activities) > 2 * CHUNK_ROWS and len(batches) > 1
+    assert len(log.activities) > 2 * CHUNK_ROWS and len(batches) > 1 and expected["converted"].any()
     assert all(len(batch) <= BATCH_ROWS for batch in batches)
     pd.testing.assert_frame_equal(pd.concat(batches, ignore_index=True), expected, check_exact=True)
     # What the chunks saw of every activity is what the export-time rules need of the whole table.
@@ -119,3 +125,35 @@ def test_lead_positions_in_pieces_are_a_plain_lookup(monkeypatch, colliding):
     where = {lead: i for i, lead in enumerate(leads["lead_id"])}
     assert lookup.positions(ids).tolist() == [where.get(i, -1) for i in ids.fillna("")]
     assert lookup.positions(ids.iloc[:0]).tolist() == []
+
+
+def test_parts_computed_ahead_keep_their_order_errors_and_cleanup():
+    closed_in, started = [], []
+
+    def parts(fail_after=None):
+        try:
+            for i in range(5):
+                started.append(i)
+                if i == fail_after:
+                    raise InputError("part failed")
+                yield i
+        finally:
+            closed_in.append(threading.current_thread().name)
+
+    # every part, in order, each computed off the reader's thread
+    assert list(staged._ahead(parts())) == [0, 1, 2, 3, 4]
+    # an error in a part is raised to the reader, after the parts before it
+    got = []
+    with pytest.raises(InputError, match="part failed"):
+        for part in staged._ahead(parts(fail_after=2)):
+            got.append(part)
+    assert got == [0, 1]
+    # a reader that stops early closes the parts (their connection and folders) in their own thread; while it
+    # holds a part, at most the next one is computed (memory holds one batch more, not a queue)
+    started.clear()
+    reader = staged._ahead(parts())
+    assert next(reader) == 0
+    time.sleep(0.3)
+    assert max(started) <= 1
+    reader.close()
+    assert closed_in == ["leadscore-staged-parts"] * 3

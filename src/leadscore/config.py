@@ -153,7 +153,7 @@ class EventLogConfig(_Strict):
         "instead of refusing them",
     )
     engine: Literal["duckdb", "pandas", "spark"] = Field(
-        "duckdb", description="what builds the training rows: duckdb (one SQL query over all snapshots, about 3 "
+        "duckdb", description="what builds the training rows: duckdb (one SQL query over all snapshots, about 4 "
         "times less CPU than pandas at 100,000 leads), spark (the same query on a Spark session; the spark extra) "
         "or pandas (the reference builder); all give the same rows",
     )

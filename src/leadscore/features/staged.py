@@ -4,9 +4,10 @@ The activities are read a chunk at a time (`load_event_log` with a sink): every 
 table is, so an error names its row in the whole file. Each chunk is then written as the feature query's
 `activity_rows` (`leadscore.features.columnar`: the lead's row number, the time in microseconds, the type and
 the filter columns) to a Parquet file in a temporary folder. DuckDB sums them per lead and snapshot interval
-into a file per range of leads, then runs the rest of the query in parts (a snapshot and a range of leads at a
-time; see `_parts`) within a memory limit, spilling to its own temporary folder past it; the rows stream out in
-batches, the profile columns joined to each batch by row number.
+and adds the intervals up in each lead's snapshot order, into a file per range of leads, then runs the rest of
+the query in parts (a snapshot and a range of leads at a time; see `_parts`) within a memory limit, spilling to
+its own temporary folder past it; the rows stream out in batches, the profile columns joined to each batch by
+row number, while DuckDB computes the next part (`_ahead`).
 
 So memory holds the leads table (only the columns the features need, its text columns as categories), the
 outcomes, one chunk of activities and DuckDB's working set, never the activities: 270 million activities of 10
@@ -16,8 +17,10 @@ million leads are about 13 GB in pandas. The rows are those of `columnar.feature
 
 from __future__ import annotations
 
+import queue
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,47 +116,116 @@ PART_LEADS = 500_000  # leads per part of the query (see `_parts`); parts of 1,0
 
 
 def _parts(staged: StagedEventLog, spec: EventFeatureSpec, leads: pa.Table, snapshots: pa.Table,
-           outcomes: pa.Table | None, sql: str, batch_rows: int, part_leads: int, memory_limit: str | None,
-           threads: int | None) -> Iterator[pa.RecordBatch]:
-    """`sql` (a `columnar.feature_sql(..., staged_intervals=True)`) over the staged log and the query's tables
-    `lead_rows`, `snapshot_rows` and `outcome_rows` (training only), in batches of up to `batch_rows` rows in the
-    query's order.
+           outcomes: pa.Table | None, labels: EventLogConfig | None, batch_rows: int, part_leads: int,
+           memory_limit: str | None, threads: int | None) -> Iterator[pa.RecordBatch]:
+    """The rows of `columnar.feature_sql(spec, labels=labels)` over the staged log and the query's tables
+    `lead_rows`, `snapshot_rows` and `outcome_rows` (`outcomes`, training only: with `labels`), in batches of up
+    to `batch_rows` rows in the query's order.
 
     Run whole, the query joins, aggregates and sorts every row at once: at a million leads it ran out of a 1 GB
-    limit. So it runs in two steps, each a range of `part_leads` leads at a time. First the per-interval sums of
-    the activities (`columnar.interval_sql`) are written to one Parquet file per range, each from the activities
-    of its leads only (a filtered scan of the staged activities, cheap next to the sums). Sorting all the sums
-    by lead into one file instead filled 54 GB of disk with the sort's spill at 10,000,000 leads; a range's sums
-    fit in memory. The query then runs once per snapshot and range, reading that range's file and given that
-    range's leads and outcomes only (`_by_range`). The parts in turn give the rows in the whole query's order,
-    with the same values (a part sees every interval and outcome of its leads)."""
+    limit. So it runs in two steps, each a range of `part_leads` leads at a time. First each range's running
+    sums (`columnar.cumulative_sql`) and, for training, lead states (`columnar.lead_state_sql`) are written to
+    Parquet files of its own, the sums from the activities of its leads only (a filtered scan of the staged
+    activities, cheap next to the sums). Sorting all the sums by lead into one file instead filled 54 GB of disk
+    with the sort's spill at 10,000,000 leads; a range's sums fit in memory. The query (`staged=True`) then runs
+    once per snapshot and range, reading that range's files. The parts in turn give the rows in the whole
+    query's order, with the same values (a part sees every interval and outcome of its leads)."""
     firsts = range(0, leads.num_rows, part_leads)
     # Replaced by its slices, so that the unsorted outcomes are not kept (19 million rows at 10 million leads); and
     # before DuckDB's working set is taken, so that the sort's copy is not on top of it.
     outcomes = _by_range(outcomes, firsts) if outcomes is not None else None
-    with tempfile.TemporaryDirectory(prefix="intervals-", dir=staged.activities.parent) as folder, \
+    sql = columnar.feature_sql(spec, labels=labels, staged=True)
+    with tempfile.TemporaryDirectory(prefix="cumulative-", dir=staged.activities.parent) as folder, \
             columnar.connect(threads, memory_limit) as con:
         activities = columnar.sql_text(str(staged.activities))
         con.register("snapshot_rows", snapshots)
-        intervals = {}
+        sums, states = {}, {}
         for first in firsts:
-            intervals[first] = columnar.sql_text(str(Path(folder) / f"interval_rows_{first}.parquet"))
+            sums[first] = columnar.sql_text(str(Path(folder) / f"cumulative_rows_{first}.parquet"))
             con.execute(f"CREATE OR REPLACE VIEW activity_rows AS SELECT * FROM read_parquet({activities}) "
                         f"WHERE lead_row >= {first} AND lead_row < {first + part_leads}")
-            con.execute(f"COPY ({columnar.interval_sql(spec)}) TO {intervals[first]} (FORMAT parquet)")
+            # In snapshot order, so that a part's scan skips the row groups of later intervals.
+            con.execute(f"COPY ({columnar.cumulative_sql(spec)} ORDER BY snapshot_row) TO {sums[first]} (FORMAT parquet)")
+            if outcomes is not None:
+                states[first] = columnar.sql_text(str(Path(folder) / f"lead_state_rows_{first}.parquet"))
+                con.register("lead_rows", leads.slice(first, part_leads))
+                con.register("outcome_rows", outcomes.pop(first))
+                con.execute(f"COPY ({columnar.lead_state_sql(spec, labels)}) TO {states[first]} (FORMAT parquet)")
+        if outcomes is not None:
+            con.unregister("outcome_rows")
         for snapshot in range(snapshots.num_rows):
             con.register("snapshot_rows", snapshots.slice(snapshot, 1))  # registering again replaces the view
             for first in firsts:
-                con.register("lead_rows", leads.slice(first, part_leads))
-                if outcomes is not None:
-                    con.register("outcome_rows", outcomes[first])
-                con.execute(f"CREATE OR REPLACE VIEW interval_rows AS SELECT * FROM read_parquet({intervals[first]})")
+                if outcomes is None:
+                    con.register("lead_rows", leads.slice(first, part_leads))
+                else:
+                    con.execute(f"CREATE OR REPLACE VIEW lead_state_rows AS SELECT * FROM read_parquet({states[first]})")
+                # Only the sums valid at this snapshot: the query's own condition, given as constants so that the
+                # scan skips the other rows.
+                con.execute(f"CREATE OR REPLACE VIEW cumulative_rows AS SELECT * FROM read_parquet({sums[first]}) "
+                            f"WHERE snapshot_row <= {snapshot} AND (next_row IS NULL OR next_row > {snapshot})")
                 yield from columnar.arrow_batches(con, sql, batch_rows)
 
 
+class _Failed:
+    """An error raised while computing ahead, to be raised again where the rows are read."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+_END = object()
+
+
+def _ahead(batches: Generator[pa.RecordBatch, None, None]) -> Iterator[pa.RecordBatch]:
+    """`batches`, computed in a thread of their own one batch ahead of the reader.
+
+    DuckDB and Arrow release the GIL, so the next part's query runs while the reader turns the last batch into
+    rows and writes them out, instead of one waiting for the other. The thread starts on a batch only once the
+    reader has taken the one before, so memory holds one batch more, not a queue of them. The generator (and so
+    its DuckDB connection and temporary folders) is run, and closed, in that thread only. An error there is raised
+    here; a reader that stops early stops it after the part it is in."""
+    ready: queue.Queue = queue.Queue()
+    stopped = threading.Event()
+
+    def compute() -> None:
+        try:
+            for batch in batches:
+                ready.put(batch)
+                ready.join()  # until the reader has taken it
+                if stopped.is_set():
+                    return
+            ready.put(_END)
+        except BaseException as error:  # raised again in the reader's thread
+            ready.put(_Failed(error))
+        finally:
+            batches.close()
+
+    worker = threading.Thread(target=compute, name="leadscore-staged-parts", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            ready.task_done()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stopped.set()
+        while worker.is_alive():  # take a batch it may be waiting to hand over, so that it ends
+            try:
+                ready.get(timeout=0.1)
+                ready.task_done()
+            except queue.Empty:
+                pass
+        worker.join()
+
+
 def _by_range(outcomes: pa.Table, firsts: range) -> dict[int, pa.Table]:
-    """The outcome rows of each range of leads: slices of one copy sorted by lead. A part given every outcome
-    would aggregate them all again (at 10,000,000 leads, 19 million outcomes in each of 540 parts)."""
+    """The outcome rows of each range of leads: slices of one copy sorted by lead. A range given every outcome
+    would aggregate them all again (at 10,000,000 leads, 19 million outcomes for each of 20 ranges)."""
     ordered = outcomes.sort_by("lead_row")  # outcomes of no known lead (null, or -1) last or first: in no part
     known = ordered.column("lead_row").slice(0, ordered.num_rows - ordered.column("lead_row").null_count).to_numpy()
     starts = np.searchsorted(known, [*firsts, firsts.stop], side="left")
@@ -166,10 +238,9 @@ def features_as_of(staged: StagedEventLog, as_of: pd.Timestamp, spec: EventFeatu
     """Every lead's features as of `as_of`, `batch_rows` leads at a time in the order of the leads table: each
     batch with its leads' positions in that table. `lead_columns` of the leads table are added to the rows."""
     leads = staged.log.leads
-    snapshots = columnar.snapshot_rows(pd.DatetimeIndex([as_of]))
-    sql = columnar.feature_sql(spec, staged_intervals=True)
-    for batch in _parts(staged, spec, columnar.lead_rows(leads, spec), snapshots, None, sql, batch_rows, part_leads,
-                        memory_limit, threads):
+    snapshots = columnar.snapshot_rows(pd.DatetimeIndex([as_of]), spec)
+    for batch in _ahead(_parts(staged, spec, columnar.lead_rows(leads, spec), snapshots, None, None, batch_rows,
+                               part_leads, memory_limit, threads)):
         if batch.num_rows:
             yield batch.column("lead_row").to_numpy(), staged.with_text(columnar.feature_frame(batch, leads, spec,
                                                                                                lead_columns))
@@ -189,11 +260,10 @@ def training_rows(staged: StagedEventLog, spec: EventFeatureSpec, log_cfg: Event
     if log.outcomes is None:
         raise ValueError("training rows need the outcomes: stage the log with_outcomes")
     snapshots = pd.DatetimeIndex(check_label_windows(log, spec, log_cfg, observed_until))
-    sql = columnar.feature_sql(spec, labels=log_cfg, staged_intervals=True)
     empty = True
     # The outcome rows are made in the call, so that only the parts hold them (and then only sorted).
-    for batch in _parts(staged, spec, columnar.lead_rows(log.leads, spec), columnar.snapshot_rows(snapshots),
-                        _outcome_rows(log, spec), sql, batch_rows, part_leads, memory_limit, threads):
+    for batch in _ahead(_parts(staged, spec, columnar.lead_rows(log.leads, spec), columnar.snapshot_rows(snapshots, spec),
+                               _outcome_rows(log, spec), log_cfg, batch_rows, part_leads, memory_limit, threads)):
         if batch.num_rows:
             empty = False
             yield staged.with_text(columnar.training_frame(batch, log.leads, spec, snapshots))
