@@ -115,12 +115,11 @@ def staged_event_log(folder, spec: EventFeatureSpec, *, read_options: ReadOption
 PART_LEADS = 500_000  # leads per part of the query (see `_parts`); parts of 1,000,000 fitted in a 1 GB limit
 
 
-def _parts(staged: StagedEventLog, spec: EventFeatureSpec, leads: pa.Table, snapshots: pa.Table,
-           outcomes: pa.Table | None, labels: EventLogConfig | None, batch_rows: int, part_leads: int,
-           memory_limit: str | None, threads: int | None) -> Iterator[pa.RecordBatch]:
-    """The rows of `columnar.feature_sql(spec, labels=labels)` over the staged log and the query's tables
-    `lead_rows`, `snapshot_rows` and `outcome_rows` (`outcomes`, training only: with `labels`), in batches of up
-    to `batch_rows` rows in the query's order.
+def _parts(staged: StagedEventLog, spec: EventFeatureSpec, snapshots: pa.Table, labels: EventLogConfig | None,
+           batch_rows: int, part_leads: int, memory_limit: str | None, threads: int | None) -> Iterator[pa.RecordBatch]:
+    """The rows of `columnar.feature_sql(spec, labels=labels)` over the staged log at the snapshots of
+    `snapshots` (the query's `snapshot_rows`), in batches of up to `batch_rows` rows in the query's order. With
+    `labels` (training) the log's outcomes are the query's `outcome_rows`.
 
     Run whole, the query joins, aggregates and sorts every row at once: at a million leads it ran out of a 1 GB
     limit. So it runs in two steps, each a range of `part_leads` leads at a time. First each range's running
@@ -130,24 +129,28 @@ def _parts(staged: StagedEventLog, spec: EventFeatureSpec, leads: pa.Table, snap
     with the sort's spill at 10,000,000 leads; a range's sums fit in memory. The query (`staged=True`) then runs
     once per snapshot and range, reading that range's files. The parts in turn give the rows in the whole
     query's order, with the same values (a part sees every interval and outcome of its leads)."""
+    leads = columnar.lead_rows(staged.log.leads, spec)
     firsts = range(0, leads.num_rows, part_leads)
-    # Replaced by its slices, so that the unsorted outcomes are not kept (19 million rows at 10 million leads); and
+    # Only the slices are kept, not the unsorted outcome rows (19 million at 10 million leads); and they are made
     # before DuckDB's working set is taken, so that the sort's copy is not on top of it.
-    outcomes = _by_range(outcomes, firsts) if outcomes is not None else None
+    outcomes = _by_range(_outcome_rows(staged.log, spec), firsts) if labels is not None else None
     sql = columnar.feature_sql(spec, labels=labels, staged=True)
     with tempfile.TemporaryDirectory(prefix="cumulative-", dir=staged.activities.parent) as folder, \
             columnar.connect(threads, memory_limit) as con:
         activities = columnar.sql_text(str(staged.activities))
         con.register("snapshot_rows", snapshots)
+        def range_file(table: str, first: int) -> str:
+            return columnar.sql_text(str(Path(folder) / f"{table}_{first}.parquet"))
+
         sums, states = {}, {}
         for first in firsts:
-            sums[first] = columnar.sql_text(str(Path(folder) / f"cumulative_rows_{first}.parquet"))
+            sums[first] = range_file("cumulative_rows", first)
             con.execute(f"CREATE OR REPLACE VIEW activity_rows AS SELECT * FROM read_parquet({activities}) "
                         f"WHERE lead_row >= {first} AND lead_row < {first + part_leads}")
             # In snapshot order, so that a part's scan skips the row groups of later intervals.
             con.execute(f"COPY ({columnar.cumulative_sql(spec)} ORDER BY snapshot_row) TO {sums[first]} (FORMAT parquet)")
             if outcomes is not None:
-                states[first] = columnar.sql_text(str(Path(folder) / f"lead_state_rows_{first}.parquet"))
+                states[first] = range_file("lead_state_rows", first)
                 con.register("lead_rows", leads.slice(first, part_leads))
                 con.register("outcome_rows", outcomes.pop(first))
                 con.execute(f"COPY ({columnar.lead_state_sql(spec, labels)}) TO {states[first]} (FORMAT parquet)")
@@ -239,8 +242,7 @@ def features_as_of(staged: StagedEventLog, as_of: pd.Timestamp, spec: EventFeatu
     batch with its leads' positions in that table. `lead_columns` of the leads table are added to the rows."""
     leads = staged.log.leads
     snapshots = columnar.snapshot_rows(pd.DatetimeIndex([as_of]), spec)
-    for batch in _ahead(_parts(staged, spec, columnar.lead_rows(leads, spec), snapshots, None, None, batch_rows,
-                               part_leads, memory_limit, threads)):
+    for batch in _ahead(_parts(staged, spec, snapshots, None, batch_rows, part_leads, memory_limit, threads)):
         if batch.num_rows:
             yield batch.column("lead_row").to_numpy(), staged.with_text(columnar.feature_frame(batch, leads, spec,
                                                                                                lead_columns))
@@ -261,9 +263,8 @@ def training_rows(staged: StagedEventLog, spec: EventFeatureSpec, log_cfg: Event
         raise ValueError("training rows need the outcomes: stage the log with_outcomes")
     snapshots = pd.DatetimeIndex(check_label_windows(log, spec, log_cfg, observed_until))
     empty = True
-    # The outcome rows are made in the call, so that only the parts hold them (and then only sorted).
-    for batch in _ahead(_parts(staged, spec, columnar.lead_rows(log.leads, spec), columnar.snapshot_rows(snapshots, spec),
-                               _outcome_rows(log, spec), log_cfg, batch_rows, part_leads, memory_limit, threads)):
+    for batch in _ahead(_parts(staged, spec, columnar.snapshot_rows(snapshots, spec), log_cfg, batch_rows, part_leads,
+                               memory_limit, threads)):
         if batch.num_rows:
             empty = False
             yield staged.with_text(columnar.training_frame(batch, log.leads, spec, snapshots))
